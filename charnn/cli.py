@@ -1,0 +1,353 @@
+"""The ``charnn`` command: argument parsing and dispatch.
+
+Nothing heavy is imported at module level (torch, textual), so ``charnn --help``
+answers at once; each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import sys
+import threading
+
+from charnn import __version__
+from charnn.errors import CharnnError
+
+DEFAULTS_NOTE = "defaults suit a CPU; on a GPU try --hidden 1024 --batch-size 128"
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '5m', '1h30m' -> seconds."""
+    m = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not text.strip() or not m or not any(m.groups()):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 90, 90s, 5m or 1h)")
+    h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+    return h * 3600 + mi * 60 + s
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    return v
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model on a text file or built-in corpus",
+                       description="Train a stacked-LSTM language model (or, with --mode chat, a seq2seq "
+                                   "chat model). Ctrl-C stops and saves; --resume continues.",
+                       epilog=DEFAULTS_NOTE)
+    p.add_argument("corpus", nargs="?", help="a UTF-8 text file or a built-in corpus name (see `charnn corpora`)")
+    p.add_argument("--mode", choices=["lm", "chat"], default="lm", help="language model (default) or chat model")
+    g = p.add_argument_group("tokens")
+    g.add_argument("--tokenizer", choices=["char", "bpe", "unigram"], default="char")
+    g.add_argument("--vocab-size", type=_positive_int, default=0, help="subword vocabulary size (default 1000)")
+    g.add_argument("--encoding", default="utf-8", help="text encoding of the corpus (default utf-8)")
+    g.add_argument("--errors", default="strict", choices=["strict", "replace", "ignore"],
+                   help="what to do with undecodable bytes (default strict: stop and say where)")
+    g = p.add_argument_group("model")
+    g.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
+    g.add_argument("--layers", type=_positive_int, default=None)
+    g.add_argument("--hidden", type=_positive_int, default=None)
+    g.add_argument("--embedding", type=_positive_int, default=0, help="embedding size (0 = hidden)")
+    g.add_argument("--dropout", type=float, default=None)
+    g.add_argument("--tie-weights", action="store_true", help="share input embedding and output weights")
+    g = p.add_argument_group("training")
+    g.add_argument("--batch-size", type=_positive_int, default=None, help="parallel streams per step")
+    g.add_argument("--seq-len", type=_positive_int, default=None, help="truncated-BPTT window in tokens")
+    g.add_argument("--lr", type=float, default=None)
+    g.add_argument("--warmup", type=_positive_int, default=None, help="warm-up steps")
+    g.add_argument("--steps", type=_positive_int, default=None, help="stop after N steps")
+    g.add_argument("--time", type=parse_duration, default=None, help="stop after this long (90, 5m, 1h)")
+    g.add_argument("--epochs", type=float, default=None, help="stop after N passes over the text")
+    g.add_argument("--eval-every", type=_positive_int, default=None, help="evaluate every N steps")
+    g.add_argument("--sample-every", type=_positive_int, default=None, help="sample every N steps")
+    g.add_argument("--sample-length", type=_positive_int, default=None)
+    g.add_argument("--patience", type=_positive_int, default=None,
+                   help="stop after N evaluations without improvement (0 = never)")
+    g.add_argument("--val-fraction", type=float, default=None, help="share held out for validation (0.1)")
+    g.add_argument("--seed", type=_positive_int, default=None)
+    g.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
+    g.add_argument("--threads", type=_positive_int, default=None, help="CPU threads (default: one per core)")
+    g.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on CUDA")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", help="run directory (default: a new one under the data dir)")
+    g.add_argument("--name", help="run name (default: corpus name and time)")
+    g.add_argument("--resume", metavar="RUN", help="continue a run (name, directory or checkpoint)")
+    g.add_argument("--jsonl", action="store_true", help="print events as JSON lines on stdout")
+    g.add_argument("-q", "--quiet", action="store_true", help="print only errors and the final line")
+    g.add_argument("--tui", action="store_true", help="watch this run in the TUI")
+
+
+def _add_sampling(p) -> None:
+    p.add_argument("--checkpoint", "-c", help="checkpoint file, run directory or run name (default: latest)")
+    p.add_argument("--temp", "--temperature", dest="temp", type=float, default=0.8,
+                   help="sampling temperature (0 = greedy, default 0.8)")
+    p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens (0 = off)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1.0 = off)")
+    p.add_argument("--seed", type=int, default=None, help="same seed, same text")
+    p.add_argument("--device", default="auto")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="charnn",
+        description="Train recurrent language models on your own text, then generate, chat and watch them learn.",
+    )
+    parser.add_argument("--version", action="version", version=f"charnn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_train(sub)
+
+    p = sub.add_parser("generate", help="stream text from a trained model")
+    _add_sampling(p)
+    p.add_argument("--prime", default="", help="text the sample continues")
+    p.add_argument("--length", type=int, default=500, help="tokens to generate (characters for char models)")
+    p.add_argument("--num-samples", "-n", type=int, default=1)
+
+    p = sub.add_parser("eval", help="bits per character of a text under a model")
+    p.add_argument("checkpoint", help="checkpoint file, run directory or run name")
+    p.add_argument("text", help="text file to score (a dialogue file for chat models)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--encoding", default="utf-8")
+    p.add_argument("--errors", default="strict", choices=["strict", "replace", "ignore"])
+    p.add_argument("--max-tokens", type=int, default=0, help="score at most this many tokens (0 = all)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    p = sub.add_parser("models", help="list trained runs")
+    p.add_argument("--json", action="store_true")
+
+    sub.add_parser("corpora", help="list built-in corpora")
+
+    p = sub.add_parser("chat", help="talk to a seq2seq chat model")
+    _add_sampling(p)
+    p.add_argument("--context", type=int, default=None, help="previous turns the model reads")
+    p.add_argument("--beam", type=int, default=0, help="beam search width (0 = sample)")
+    p.add_argument("--max-length", type=int, default=200, help="longest reply in tokens")
+
+    p = sub.add_parser("tui", help="open the terminal UI")
+    p.add_argument("--run", help="attach to a run that is training (run name or directory)")
+    return parser
+
+
+# -- commands -----------------------------------------------------------------------
+
+
+class _Stop:
+    """Set by SIGINT/SIGTERM; the trainer checks it every step and saves before leaving."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.count = 0
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def handler(self, signum, frame) -> None:
+        self.count += 1
+        if self.count > 1:
+            raise KeyboardInterrupt
+        self.event.set()
+        sys.stderr.write("\ncharnn: stopping after this step and saving (press Ctrl-C again to abort)\n")
+
+
+def settings_from_args(args):
+    from charnn.config import RunSettings
+    from charnn.presets import apply_presets
+    from corpora.catalog import resolve_corpus
+
+    s = RunSettings()
+    s.mode = args.mode
+    s.corpus = str(resolve_corpus(args.corpus, mode=args.mode))
+    s.encoding, s.errors = args.encoding, args.errors
+    s.tokenizer.kind = args.tokenizer
+    s.tokenizer.vocab_size = args.vocab_size or (1000 if args.tokenizer != "char" else 0)
+    m, t = s.model, s.train
+    m.cell = args.cell
+    m.embedding = args.embedding
+    m.tie_weights = args.tie_weights
+    apply_presets(s)
+    for arg, obj, field in [
+        ("layers", m, "layers"), ("hidden", m, "hidden"), ("dropout", m, "dropout"),
+        ("batch_size", t, "batch_size"), ("seq_len", t, "seq_len"), ("lr", t, "lr"),
+        ("warmup", t, "warmup_steps"), ("steps", t, "steps"), ("time", t, "time_s"), ("epochs", t, "epochs"),
+        ("eval_every", t, "eval_every"), ("sample_every", t, "sample_every"),
+        ("sample_length", t, "sample_length"), ("patience", t, "patience"),
+        ("val_fraction", t, "val_fraction"), ("seed", t, "seed"), ("device", t, "device"),
+        ("threads", t, "threads"),
+    ]:
+        value = getattr(args, arg)
+        if value is not None:
+            setattr(obj, field, value)
+    t.bf16 = not args.no_bf16
+    return s
+
+
+def cmd_train(args) -> int:
+    from charnn.report import make_reporter
+    from charnn.training.trainer import train_stream
+
+    if args.tui:
+        from charnn.tui import run_tui
+
+        return run_tui(train_args=[a for a in sys.argv[2:] if a != "--tui"])
+    budget = {}
+    for arg, field in (("steps", "steps"), ("time", "time_s"), ("epochs", "epochs")):
+        if getattr(args, arg) is not None:
+            budget[field] = getattr(args, arg)
+    settings = None if args.resume else settings_from_args(args)
+    stop = _Stop()
+    old_int = signal.signal(signal.SIGINT, stop.handler)
+    old_term = signal.signal(signal.SIGTERM, stop.handler)
+    report = make_reporter(jsonl=args.jsonl, quiet=args.quiet)
+    rank = int(os.environ.get("RANK", "0"))
+    failed = False
+    try:
+        for event in train_stream(settings, out=args.out, name=args.name, resume=args.resume,
+                                  budget=budget, stop=stop):
+            if rank == 0:
+                report(event)
+            if type(event).__name__ == "Done" and event.reason == "failed":
+                failed = True
+    except CharnnError as e:
+        report.close()
+        if args.jsonl:
+            from charnn.training.events import Error
+
+            report(Error(str(e)))
+        raise
+    finally:
+        report.close()
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+    return 1 if failed else 0
+
+
+def cmd_generate(args) -> int:
+    from charnn.config import SampleConfig
+    from charnn.models.loading import load_model
+    from charnn.sampling import generate_text, validate_sample_config
+
+    cfg = SampleConfig(temperature=args.temp, top_k=args.top_k, top_p=args.top_p, length=args.length,
+                       prime=args.prime, seed=args.seed, num_samples=args.num_samples)
+    validate_sample_config(cfg)
+    from charnn.training.device import set_cpu_threads
+
+    set_cpu_threads()
+    loaded = load_model(args.checkpoint, "lm", args.device)
+    out = sys.stdout
+    import torch
+
+    gen = torch.Generator(device=loaded.device)
+    if cfg.seed is not None:
+        gen.manual_seed(cfg.seed)
+    else:
+        gen.seed()
+    for i in range(cfg.num_samples):
+        if cfg.num_samples > 1:
+            out.write(f"{'' if i == 0 else chr(10)}--- sample {i + 1} ---\n")
+        out.write(cfg.prime)
+        for piece in generate_text(loaded.model, loaded.tokenizer, cfg, loaded.device, gen):
+            out.write(piece)
+            out.flush()
+        out.write("\n")
+    out.flush()
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from charnn.evaluate import evaluate_file
+
+    result = evaluate_file(args.checkpoint, args.text, device=args.device, encoding=args.encoding,
+                           errors=args.errors, max_tokens=args.max_tokens)
+    if args.json:
+        import json
+
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    import json
+
+    from charnn.report import fmt_count
+    from charnn.training.checkpoint import bundled_models, list_runs
+
+    runs = list_runs()
+    if args.json:
+        print(json.dumps(runs, indent=2))
+        return 0
+    if not runs:
+        print("No trained runs yet; start one with `charnn train CORPUS`.", file=sys.stderr)
+    else:
+        header = f"{'run':<36} {'mode':<5} {'tokens':<8} {'size':<9} {'params':>7} {'steps':>7} {'best bpc':>8}  corpus"
+        print(header)
+        for r in runs:
+            size = f"{r.get('layers', '?')}x{r.get('hidden', '?')}"
+            best = f"{r['best_val_bpc']:.3f}" if r.get("best_val_bpc") else "-"
+            corpus = os.path.basename(str(r.get("corpus", "")))
+            print(f"{r['name']:<36} {r.get('mode', 'lm'):<5} {r.get('tokenizer', '?'):<8} {size:<9} "
+                  f"{fmt_count(r.get('parameters', 0)):>7} {r.get('step', 0):>7} {best:>8}  {corpus}")
+        from charnn import paths
+
+        print(f"\n(runs live in {paths.runs_dir()})")
+    bundled = bundled_models()
+    if bundled:
+        print("\nbuilt-in models: " + ", ".join(str(p) for p in bundled))
+    return 0
+
+
+def cmd_corpora(args) -> int:
+    from corpora.catalog import print_catalog
+
+    print_catalog()
+    return 0
+
+
+def cmd_chat(args) -> int:
+    from charnn.chat import run_chat_repl
+
+    return run_chat_repl(args)
+
+
+def cmd_tui(args) -> int:
+    from charnn.tui import run_tui
+
+    return run_tui(run=args.run)
+
+
+COMMANDS = {
+    "train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "models": cmd_models,
+    "corpora": cmd_corpora, "chat": cmd_chat, "tui": cmd_tui,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args) or 0
+    except CharnnError as e:
+        print(f"charnn: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ncharnn: interrupted.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        except OSError:
+            pass
+        return 0
+    except MemoryError:
+        print("charnn: out of memory; try a smaller --batch-size, --seq-len or --hidden.", file=sys.stderr)
+        return 1

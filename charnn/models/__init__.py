@@ -1,0 +1,1 @@
+"""Neural models: the stacked-RNN language model and the seq2seq chat model."""

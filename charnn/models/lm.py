@@ -1,0 +1,101 @@
+"""A stacked recurrent language model (char-rnn / word_language_model shape).
+
+tokens -> embedding -> dropout -> {LSTM, GRU, RNN} x layers (dropout between)
+       -> dropout -> linear -> logits over the vocabulary
+
+``forward(idx, targets=None, state=None) -> (logits, loss, state)``: the state
+is returned so the caller can carry it across truncated-BPTT windows, and
+sampling feeds one token at a time at constant cost. Weight tying (Press &
+Wolf 2017, Inan et al. 2017) shares the embedding with the output layer.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from charnn.config import ModelConfig
+from charnn.errors import CharnnError
+
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+class RNNLanguageModel(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.cell not in CELLS:
+            raise CharnnError(f"Unknown --cell {config.cell!r}; use lstm, gru or rnn.")
+        if config.tie_weights and config.embedding_dim != config.hidden:
+            raise CharnnError("--tie-weights needs --embedding equal to --hidden (or left at 0).")
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.embedding_dim)
+        self.drop = nn.Dropout(config.dropout)
+        kwargs = {"nonlinearity": "tanh"} if config.cell == "rnn" else {}
+        self.rnn = CELLS[config.cell](
+            config.embedding_dim,
+            config.hidden,
+            num_layers=config.layers,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+            batch_first=True,
+            **kwargs,
+        )
+        self.head = nn.Linear(config.hidden, config.vocab_size)
+        if config.tie_weights:
+            self.head.weight = self.embed.weight
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        nn.init.normal_(self.embed.weight, std=0.1 if not self.config.tie_weights else 0.05)
+        nn.init.zeros_(self.head.bias)
+        if self.config.cell == "lstm":
+            # forget-gate bias of 1 (Jozefowicz et al. 2015) helps early learning
+            h = self.config.hidden
+            for name, p in self.rnn.named_parameters():
+                if name.startswith("bias_ih"):
+                    with torch.no_grad():
+                        p[h : 2 * h].fill_(1.0)
+                elif name.startswith("bias_hh"):
+                    with torch.no_grad():
+                        p[h : 2 * h].fill_(0.0)
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        state: State | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, State]:
+        x = self.drop(self.embed(idx))
+        out, state = self.rnn(x, state)
+        logits = self.head(self.drop(out))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1))
+        return logits, loss, state
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def detach_state(state: State | None) -> State | None:
+    """Cut the graph between truncated-BPTT windows, keeping the values."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s.detach() for s in state)  # type: ignore[return-value]
+    return state.detach()
+
+
+def state_to_list(state: State | None) -> list[torch.Tensor]:
+    if state is None:
+        return []
+    return [s.detach().cpu() for s in state] if isinstance(state, tuple) else [state.detach().cpu()]
+
+
+def state_from_list(items: list[torch.Tensor], device: torch.device) -> State | None:
+    if not items:
+        return None
+    if len(items) == 2:
+        return (items[0].to(device), items[1].to(device))
+    return items[0].to(device)

@@ -1,0 +1,181 @@
+"""Showing training events: rich progress on a terminal, plain lines otherwise, or JSON lines.
+
+Everything goes to stderr except ``--jsonl`` (stdout, one event per line), so
+generated text and machine-readable output never mix with messages.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from charnn.training.events import (
+    Checkpoint,
+    Done,
+    Error,
+    Eval,
+    Event,
+    Notice,
+    Sample,
+    Start,
+    Step,
+    to_json,
+)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def fmt_count(n: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.1f}{unit}"
+    return f"{n:.0f}"
+
+
+class JsonlReporter:
+    def __init__(self, out: TextIO | None = None):
+        self.out = out or sys.stdout
+
+    def __call__(self, event: Event) -> None:
+        self.out.write(to_json(event) + "\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        pass
+
+
+class PlainReporter:
+    """Periodic log lines for files, pipes and CI logs."""
+
+    def __init__(self, out: TextIO | None = None, every_s: float = 10.0, quiet: bool = False):
+        self.out = out or sys.stderr
+        self.every_s = every_s
+        self.quiet = quiet
+        self._last = -1e9
+
+    def _line(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def __call__(self, e: Event) -> None:
+        if self.quiet and not isinstance(e, Error | Done):
+            return
+        if isinstance(e, Start):
+            what = f"resuming {e.run_name} at step {e.resumed_step}" if e.resumed_step else f"run {e.run_name}"
+            self._line(
+                f"charnn: {what} | {e.mode} | {e.tokenizer} vocab {e.vocab_size} | "
+                f"{fmt_count(e.parameters)} params | {fmt_count(e.train_tokens)} train / "
+                f"{fmt_count(e.val_tokens)} val tokens | {e.device} | budget {e.budget}"
+            )
+            self._line(f"charnn: saving to {e.run_dir} (Ctrl-C stops and saves)")
+        elif isinstance(e, Step):
+            if e.elapsed_s - self._last >= self.every_s:
+                self._last = e.elapsed_s
+                self._line(
+                    f"step {e.step:>6} | epoch {e.epoch:5.2f} | loss {e.loss:.4f} | {e.bpc:.3f} bpc | "
+                    f"lr {e.lr:.2e} | {fmt_count(e.tokens_per_s)} tok/s | "
+                    f"{fmt_duration(e.elapsed_s)} elapsed | eta {fmt_duration(e.eta_s)}"
+                )
+        elif isinstance(e, Eval):
+            mark = " *" if e.improved else ""
+            label = "final val" if e.final else "val"
+            self._line(f"step {e.step:>6} | {label} loss {e.val_loss:.4f} | {label} {e.val_bpc:.3f} bpc{mark}")
+        elif isinstance(e, Sample):
+            self._line(f"--- sample at step {e.step} ---\n{e.text}\n---")
+        elif isinstance(e, Notice):
+            self._line(f"charnn: {e.message}")
+        elif isinstance(e, Checkpoint):
+            pass
+        elif isinstance(e, Done):
+            best = f"{e.best_val_bpc:.3f}" if e.best_val_bpc is not None else "n/a"
+            self._line(
+                f"charnn: done ({e.reason}) at step {e.step} after {fmt_duration(e.elapsed_s)} | "
+                f"best val {best} bpc | {fmt_count(e.tokens_per_s)} tok/s | {e.run_dir}"
+            )
+        elif isinstance(e, Error):
+            self._line(f"charnn: error: {e.message}")
+
+    def close(self) -> None:
+        pass
+
+
+class RichReporter:
+    """A live progress bar with loss, val bpc, throughput and ETA; samples printed above it."""
+
+    def __init__(self, quiet: bool = False):
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = Console(stderr=True)
+        self.quiet = quiet
+        self.plain = PlainReporter(quiet=quiet)
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[phase]}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("step {task.fields[step]}"),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("val [cyan]{task.fields[val]}[/] bpc"),
+            TextColumn("{task.fields[rate]} tok/s"),
+            TimeElapsedColumn(),
+            TextColumn("eta {task.fields[eta]}"),
+            console=self.console,
+            transient=True,
+        )
+        self.task = None
+        self.val = "-"
+
+    def __call__(self, e: Event) -> None:
+        if self.quiet:
+            self.plain(e)
+            return
+        if isinstance(e, Start):
+            self.plain(e)
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=1.0, phase="training", step=0,
+                                               loss="-", val="-", rate="-", eta="?")
+        elif isinstance(e, Step) and self.task is not None:
+            self.progress.update(self.task, completed=e.progress, step=e.step, loss=f"{e.loss:.3f}",
+                                 val=self.val, rate=fmt_count(e.tokens_per_s), eta=fmt_duration(e.eta_s))
+        elif isinstance(e, Eval):
+            self.val = f"{e.val_bpc:.3f}"
+            if self.task is not None:
+                self.progress.update(self.task, val=self.val)
+            mark = " [green]*best*[/]" if e.improved else ""
+            label = "final val" if e.final else "val"
+            self.console.print(f"step {e.step}: {label} loss {e.val_loss:.4f} nats, "
+                               f"[cyan]{e.val_bpc:.3f}[/] bits/char{mark}")
+        elif isinstance(e, Sample):
+            from rich.panel import Panel
+            from rich.text import Text
+
+            title = f"sample at step {e.step}" + (f" · val {e.val_bpc:.3f} bpc" if e.val_bpc else "")
+            self.console.print(Panel(Text(e.text), title=title, title_align="left", border_style="dim"))
+        elif isinstance(e, Done):
+            self.close()
+            self.plain(e)
+        elif isinstance(e, Notice | Error):
+            self.console.print(f"[yellow]charnn:[/] {e.message}" if isinstance(e, Notice)
+                               else f"[red]charnn: error:[/] {e.message}")
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
+            self.task = None
+
+
+def make_reporter(jsonl: bool = False, quiet: bool = False):
+    if jsonl:
+        return JsonlReporter()
+    if sys.stderr.isatty():
+        return RichReporter(quiet=quiet)
+    return PlainReporter(quiet=quiet)

@@ -1,0 +1,1 @@
+"""Text in: corpus reading, tokenizers, the cached token array and batching."""

@@ -1,0 +1,1 @@
+"""Training: the event stream, the loop, checkpoints and the distributed set-up."""

@@ -1,0 +1,172 @@
+"""Checkpoint files: one self-contained file per save, written atomically, loaded safely.
+
+A checkpoint is a dict of tensors and plain values (no classes), saved with
+``torch.save`` and read back with ``torch.load(weights_only=True)``, whose
+restricted unpickler refuses anything that would run code. It is written to a
+temporary file in the same directory, flushed to disk and renamed over the
+old one, so a crash at any moment leaves the previous file whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from charnn import paths
+from charnn.errors import CharnnError
+
+FORMAT = "charnn-checkpoint"
+VERSION = 1
+
+
+def _write_atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    import torch
+
+    path = Path(path)
+    payload = {"format": FORMAT, "version": VERSION, "saved_at": time.time(), **payload}
+    try:
+        _write_atomic(path, lambda f: torch.save(payload, f))
+    except OSError as e:
+        raise CharnnError(f"Could not save checkpoint to {path}: {e.strerror or e}.") from None
+    return path
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    _write_atomic(path, lambda f: f.write(json.dumps(data, indent=2).encode()))
+
+
+def load_checkpoint(path: str | os.PathLike, expect_kind: str | None = None) -> dict[str, Any]:
+    """The checkpoint's contents, or a CharnnError saying why it cannot be used."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise CharnnError(f"Checkpoint not found: {p} does not exist.")
+    if p.is_dir():
+        raise CharnnError(f"{p} is a directory, not a checkpoint file.")
+    try:
+        data = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CharnnError(
+            f"{p} is not a charnn checkpoint: it holds objects that a safe load refuses to run."
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, KeyError, IndexError, TypeError) as e:
+        reason = "it is truncated or corrupted" if p.stat().st_size else "it is empty"
+        if isinstance(e, OSError) and not isinstance(e, EOFError):
+            reason = f"it cannot be read ({e.strerror or e})"
+        raise CharnnError(f"{p} is not a usable charnn checkpoint: {reason}.") from None
+    except Exception:  # noqa: BLE001 - any other failure of a foreign file is the same user error
+        raise CharnnError(f"{p} is not a usable charnn checkpoint: it is truncated or corrupted.") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CharnnError(f"{p} is not a charnn checkpoint.")
+    if data.get("version") != VERSION:
+        raise CharnnError(
+            f"{p} was written by a different charnn checkpoint format (version {data.get('version')}, "
+            f"this charnn reads version {VERSION})."
+        )
+    kind = data.get("kind")
+    if expect_kind and kind != expect_kind:
+        want = {"lm": "a language model", "chat": "a chat model"}
+        hint = "charnn chat" if kind == "chat" else "charnn generate"
+        raise CharnnError(
+            f"{p} is {want.get(kind, repr(kind))}, not {want.get(expect_kind, expect_kind)}; use it with {hint}."
+        )
+    return data
+
+
+def _run_json(run: Path) -> dict | None:
+    try:
+        return json.loads((run / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def list_runs(root: Path | None = None) -> list[dict]:
+    """Summaries of the runs on disk (from each run's ``run.json``), newest first."""
+    root = root or paths.runs_dir()
+    runs = []
+    if root.is_dir():
+        for d in root.iterdir():
+            info = _run_json(d) if d.is_dir() else None
+            if info:
+                info["path"] = str(d)
+                runs.append(info)
+    runs.sort(key=lambda r: r.get("updated", 0), reverse=True)
+    return runs
+
+
+def bundled_models(kind: str | None = None) -> list[Path]:
+    found = sorted(paths.bundled_checkpoints_dir().glob("*.pt"))
+    if kind is None:
+        return found
+    return [p for p in found if p.stem.endswith(f"-{kind}") or p.stem.startswith(f"{kind}-")]
+
+
+def resolve_checkpoint(spec: str | None, kind: str = "lm") -> Path:
+    """A checkpoint file from a path, a run directory, a run name, or (None) the latest of ``kind``."""
+    if spec:
+        p = Path(spec).expanduser()
+        if p.is_file():
+            return p
+        candidates = [p] if p.is_dir() else []
+        candidates.append(paths.runs_dir() / spec)
+        for d in candidates:
+            if d.is_dir():
+                for name in ("best.pt", "last.pt"):
+                    if (d / name).is_file():
+                        return d / name
+                raise CharnnError(f"Run directory {d} holds no checkpoint yet.")
+        raise CharnnError(f"No checkpoint or run named {spec!r} (looked for a file, a directory and a run name).")
+    for run in list_runs():
+        if run.get("mode", "lm") == kind:
+            d = Path(run["path"])
+            for name in ("best.pt", "last.pt"):
+                if (d / name).is_file():
+                    return d / name
+    bundled = bundled_models(kind)
+    if bundled:
+        return bundled[0]
+    what = "chat model" if kind == "chat" else "model"
+    how = "charnn train --mode chat" if kind == "chat" else "charnn train CORPUS"
+    raise CharnnError(f"No trained {what} found; train one with `{how}` or pass --checkpoint.")
+
+
+def resolve_run_dir(spec: str) -> Path:
+    """The directory of a run to resume: a run name, a run directory, or a checkpoint inside one."""
+    p = Path(spec).expanduser()
+    for d in (p if p.is_dir() else p.parent if p.is_file() else None, paths.runs_dir() / spec):
+        if d is not None and d.is_dir() and (d / "last.pt").is_file():
+            return d
+    raise CharnnError(f"No run to resume at {spec!r}: expected a run name or directory holding last.pt.")

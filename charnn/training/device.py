@@ -1,0 +1,60 @@
+"""Which device to train on, and how many CPU threads to use."""
+
+from __future__ import annotations
+
+import os
+
+from charnn.errors import CharnnError
+
+
+def pick_device(spec: str = "auto"):
+    """``auto`` picks CUDA, then Apple MPS, then CPU; an explicit choice must exist."""
+    import torch
+
+    spec = (spec or "auto").lower()
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise CharnnError(f"--device {spec} asked for CUDA, but no CUDA GPU is available here.")
+        dev = torch.device(spec)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise CharnnError(f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA device(s).")
+        return dev
+    if spec == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise CharnnError("--device mps asked for Apple's GPU, but MPS is not available here.")
+        return torch.device("mps")
+    if spec == "cpu":
+        return torch.device("cpu")
+    raise CharnnError(f"Unknown --device {spec!r}; use auto, cpu, cuda, cuda:N or mps.")
+
+
+def physical_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def set_cpu_threads(threads: int = 0, world: int = 1) -> int:
+    """One intra-op thread per core we may use (oversubscription is many times slower)."""
+    import torch
+
+    n = threads or max(1, physical_cores() // max(1, world))
+    torch.set_num_threads(n)
+    return n
+
+
+def describe(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return f"cuda:{device.index or 0} ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return str(device)

@@ -1,0 +1,71 @@
+"""Data parallelism under ``torchrun``: the same ``charnn train`` on every rank.
+
+torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; without them this is a no-op and
+training runs in one process. Each rank reads its own slice of the B streams,
+DDP averages gradients, and only rank 0 writes checkpoints and output.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(device_spec: str = "auto") -> DistInfo:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    import torch
+    import torch.distributed as dist
+
+    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        use_nccl = torch.cuda.is_available() and (device_spec == "auto" or device_spec.startswith("cuda"))
+        if use_nccl:
+            torch.cuda.set_device(info.local_rank)
+        dist.init_process_group(backend="nccl" if use_nccl else "gloo")
+    return info
+
+
+def teardown(info: DistInfo) -> None:
+    if info.enabled:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def wrap(model, info: DistInfo, device):
+    if not info.enabled:
+        return model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DDP(model, device_ids=ids)
+
+
+def any_rank(flag: bool, info: DistInfo, device) -> bool:
+    """True on every rank if it is true on any (so all ranks stop together)."""
+    if not info.enabled:
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())

@@ -1,0 +1,399 @@
+"""The training loop, as a generator of events.
+
+``train_stream`` builds a task (language model or chat), trains it under a
+budget of steps / wall-clock time / epochs, and yields ``Start``, ``Step``,
+``Eval``, ``Sample``, ``Checkpoint``, ``Notice`` and ``Done`` events. It checks
+``stop`` every step, so a UI or a signal handler can end it cleanly: the run is
+then saved and can be resumed with the same loss curve it would have had.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from charnn import paths
+from charnn.config import RunSettings
+from charnn.errors import CharnnError
+from charnn.training import distributed
+from charnn.training.checkpoint import (
+    load_checkpoint,
+    resolve_run_dir,
+    save_checkpoint,
+    write_json_atomic,
+)
+from charnn.training.device import describe, pick_device, set_cpu_threads
+from charnn.training.events import Checkpoint, Done, Eval, Event, Notice, Sample, Start, Step
+from charnn.training.schedule import lr_at
+
+MAX_NAN_RETRIES = 3
+FINAL_EVAL_TOKENS = 1 << 20
+DEFAULT_TIME_BUDGET_S = 300.0
+
+
+class StopFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+def _make_task(settings: RunSettings, device, dist, tokenizer=None, model_config=None):
+    if settings.mode == "lm":
+        from charnn.training.lm_task import LMTask
+
+        return LMTask(settings, device, dist.rank, dist.world, tokenizer, model_config)
+    if settings.mode == "chat":
+        from charnn.training.chat_task import ChatTask
+
+        return ChatTask(settings, device, dist.rank, dist.world, tokenizer, model_config)
+    raise CharnnError(f"Unknown --mode {settings.mode!r}; use lm or chat.")
+
+
+def validate_settings(s: RunSettings) -> None:
+    m, t = s.model, s.train
+    checks = [
+        (1 <= m.layers <= 64, "--layers must be between 1 and 64."),
+        (1 <= m.hidden <= 16384, "--hidden must be between 1 and 16384."),
+        (0 <= m.embedding <= 16384, "--embedding must be between 0 and 16384."),
+        (0.0 <= m.dropout < 1.0, "--dropout must be in [0, 1)."),
+        (1 <= t.batch_size <= 65536, "--batch-size must be between 1 and 65536."),
+        (1 <= t.seq_len <= 65536, "--seq-len must be between 1 and 65536."),
+        (0.0 < t.lr <= 10.0 and math.isfinite(t.lr), "--lr must be a positive number no larger than 10."),
+        (t.steps >= 0, "--steps must be 0 or more."),
+        (t.time_s >= 0 and math.isfinite(t.time_s), "--time must be 0 or more."),
+        (t.epochs >= 0, "--epochs must be 0 or more."),
+        (0.0 < t.val_fraction < 1.0, "--val-fraction must be between 0 and 1."),
+        (t.grad_clip >= 0, "--grad-clip must be 0 (off) or more."),
+        (t.eval_every >= 0 and t.sample_every >= 0, "--eval-every and --sample-every must be 0 or more."),
+        (0 <= t.sample_length <= 100_000, "--sample-length must be between 0 and 100000."),
+        (t.patience >= 0, "--patience must be 0 or more."),
+        (t.threads >= 0, "--threads must be 0 (auto) or more."),
+        (s.tokenizer.kind in ("char", "bpe", "unigram"), "--tokenizer must be char, bpe or unigram."),
+        (s.tokenizer.kind == "char" or 2 <= s.tokenizer.vocab_size <= 1_000_000,
+         "--vocab-size must be between 2 and 1,000,000 for a subword tokenizer."),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise CharnnError(message)
+
+
+def new_run_dir(corpus: str, name: str | None, out: str | None) -> Path:
+    if out:
+        return Path(out).expanduser()
+    stem = name or re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(corpus).stem or "run").strip("-") or "run"
+    if name:
+        return paths.runs_dir() / stem
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    d = paths.runs_dir() / f"{stem}-{stamp}"
+    i = 2
+    while d.exists():
+        d = paths.runs_dir() / f"{stem}-{stamp}-{i}"
+        i += 1
+    return d
+
+
+def describe_budget(t) -> str:
+    parts = []
+    if t.steps:
+        parts.append(f"{t.steps} steps")
+    if t.time_s:
+        parts.append(f"{t.time_s:g} s")
+    if t.epochs:
+        parts.append(f"{t.epochs:g} epochs")
+    return " or ".join(parts) + " (whichever comes first)" if len(parts) > 1 else parts[0]
+
+
+class _Clock:
+    """Training time, excluding evaluation and checkpoint pauses from throughput."""
+
+    def __init__(self, elapsed: float = 0.0):
+        self.start = time.perf_counter() - elapsed
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def train_stream(
+    settings: RunSettings | None = None,
+    *,
+    out: str | None = None,
+    name: str | None = None,
+    resume: str | None = None,
+    budget: dict | None = None,
+    stop: StopFlag | None = None,
+) -> Iterator[Event]:
+    """Train and yield events. ``resume`` continues a run; ``budget`` overrides its budgets."""
+    dist = distributed.setup(settings.train.device if settings else "auto")
+    try:
+        yield from _train(settings, out, name, resume, budget or {}, stop, dist)
+    finally:
+        distributed.teardown(dist)
+
+
+def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
+    ck = None
+    if resume:
+        run_dir = resolve_run_dir(resume)
+        ck = load_checkpoint(run_dir / "last.pt")
+        settings = RunSettings.from_dict(ck["settings"])
+        for key, value in budget.items():
+            setattr(settings.train, key, value)
+    else:
+        assert settings is not None
+        run_dir = new_run_dir(settings.corpus, name, out)
+    tc = settings.train
+    if not (tc.steps or tc.time_s or tc.epochs):
+        tc.time_s = DEFAULT_TIME_BUDGET_S
+    validate_settings(settings)
+
+    device = pick_device(tc.device)
+    if device.type == "cpu":
+        set_cpu_threads(tc.threads, dist.world)
+    torch.manual_seed(tc.seed + dist.rank)
+
+    tokenizer = None
+    if ck is not None:
+        from charnn.text.tokenizers import tokenizer_from_state
+
+        tokenizer = tokenizer_from_state(ck["tokenizer"])
+    task = _make_task(settings, device, dist, tokenizer, ck["model_config"] if ck else None)
+    model = task.model
+    main = dist.is_main
+
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (decay if p.dim() >= 2 else no_decay).append(p)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=tc.lr,
+        betas=(0.9, 0.99),
+        fused=device.type == "cuda",
+    )
+    step, tokens_seen, elapsed0, best, bad_evals, lr_scale = 0, 0, 0.0, math.inf, 0, 1.0
+    history: dict[str, list] = {"train_loss": [], "eval": []}
+    if ck is not None:
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        step, tokens_seen = ck["step"], ck["tokens_seen"]
+        elapsed0, best, bad_evals = ck["elapsed_s"], ck["best_val_bpc"], ck["bad_evals"]
+        lr_scale = ck.get("lr_scale", 1.0)
+        history = {k: list(v) for k, v in ck["history"].items()}
+        task.load_state_dict(ck["task_state"])
+        torch.set_rng_state(ck["rng"]["torch"])
+        if device.type == "cuda" and ck["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(ck["rng"]["cuda"])
+    train_model = distributed.wrap(model, dist, device)
+    autocast = (
+        torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        if device.type == "cuda" and tc.bf16
+        else None
+    )
+
+    if main:
+        yield Start(
+            run_dir=str(run_dir), run_name=run_dir.name, mode=settings.mode, device=describe(device),
+            parameters=sum(p.numel() for p in model.parameters()),
+            train_tokens=task.summary()["train_tokens"], val_tokens=task.summary()["val_tokens"],
+            vocab_size=task.tokenizer.vocab_size, tokenizer=task.tokenizer.kind,
+            budget=describe_budget(tc), settings=settings.to_dict(), resumed_step=step,
+        )
+        for note in task.notices:
+            yield Notice(note)
+
+    def payload(kind: str) -> dict:
+        return {
+            "kind": settings.mode,
+            "run_name": run_dir.name,
+            "settings": settings.to_dict(),
+            "model_config": task.model_config.to_dict(),
+            "tokenizer": task.tokenizer.to_state(),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "tokens_seen": tokens_seen,
+            "elapsed_s": clock.elapsed(),
+            "best_val_bpc": best,
+            "bad_evals": bad_evals,
+            "lr_scale": lr_scale,
+            "task_state": task.state_dict(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            },
+            "history": history,
+            "corpus": {"path": str(settings.corpus), **task.summary()},
+            "saved_as": kind,
+        }
+
+    def save(kinds: list[str]) -> Iterator[Event]:
+        if not main:
+            return
+        data = payload(kinds[0])
+        for kind in kinds:
+            path = save_checkpoint(run_dir / f"{kind}.pt", data)
+            yield Checkpoint(step=step, path=str(path), kind=kind)
+        write_json_atomic(run_dir / "run.json", {
+            "name": run_dir.name, "mode": settings.mode, "corpus": str(settings.corpus),
+            "tokenizer": task.tokenizer.kind, "vocab_size": task.tokenizer.vocab_size,
+            "cell": task.model_config.to_dict().get("cell", settings.model.cell),
+            "layers": task.model_config.to_dict().get("layers"),
+            "hidden": task.model_config.to_dict().get("hidden"),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "step": step, "best_val_bpc": best if math.isfinite(best) else None,
+            "updated": time.time(),
+        })
+
+    # evaluation cadence: by steps when asked or budgeted, else by wall clock
+    windows = getattr(getattr(task, "batcher", None), "windows", 0) or 1000
+    if tc.eval_every:
+        eval_steps, eval_secs = tc.eval_every, 0.0
+    elif tc.steps:
+        eval_steps, eval_secs = max(1, tc.steps // 10), 0.0
+    elif tc.time_s:
+        eval_steps, eval_secs = 0, min(max(tc.time_s / 10, 5.0), 120.0)
+    else:
+        eval_steps, eval_secs = max(1, int(windows * tc.epochs / 10) or windows // 4), 0.0
+    sample_steps = tc.sample_every
+    max_steps = tc.steps or (int(math.ceil(tc.epochs * windows)) if tc.epochs else 0)
+
+    clock = _Clock(elapsed0)
+    paused = 0.0  # seconds spent evaluating, excluded from throughput
+    last_emit = -1.0
+    last_eval_t = clock.elapsed()
+    window_loss, window_steps, window_tokens, window_t0 = 0.0, 0, 0, clock.elapsed()
+    rate = 0.0
+    snapshot = None
+    nan_failures = 0
+    reason = "budget"
+    start_step = step
+    train_model.train()
+
+    def progress() -> float:
+        fr = []
+        if max_steps:
+            fr.append(step / max_steps)
+        if tc.time_s:
+            fr.append(clock.elapsed() / tc.time_s)
+        return min(1.0, max(fr) if fr else 0.0)
+
+    def run_eval(final: bool) -> Iterator[Event]:
+        nonlocal best, bad_evals, snapshot, paused
+        t0 = time.perf_counter()
+        val_loss, val_bpc = task.evaluate(model, FINAL_EVAL_TOKENS if final else tc.eval_tokens)
+        improved = val_bpc < best - 1e-6
+        if improved:
+            best, bad_evals = val_bpc, 0
+        else:
+            bad_evals += 1
+        history["eval"].append([step, val_loss, val_bpc])
+        recent = history["train_loss"][-50:]
+        train_bpc = task.bpc(sum(recent) / len(recent)) if recent else None
+        if main:
+            yield Eval(step=step, val_loss=val_loss, val_bpc=val_bpc, best_val_bpc=best,
+                       improved=improved, train_bpc=train_bpc, final=final)
+            if tc.sample_length and not sample_steps and not final:
+                yield Sample(step=step, text=task.sample(model, step, tc.sample_length, tc.seed), val_bpc=val_bpc)
+        snapshot = (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()), task.state_dict())
+        yield from save(["last", "best"] if improved else ["last"])
+        paused += time.perf_counter() - t0
+
+    try:
+        while True:
+            # budgets
+            if max_steps and step >= max_steps:
+                break
+            if tc.time_s and clock.elapsed() >= tc.time_s:
+                break
+            if distributed.any_rank(bool(stop and stop.is_set()), dist, device):
+                reason = "stopped"
+                break
+
+            lr = lr_at(step, progress(), tc) * lr_scale
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if autocast is not None:
+                with autocast:
+                    loss = task.train_loss(train_model, step)
+            else:
+                loss = task.train_loss(train_model, step)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                nan_failures += 1
+                optimizer.zero_grad(set_to_none=True)
+                if nan_failures > MAX_NAN_RETRIES or snapshot is None:
+                    if main:
+                        yield Notice(f"Loss became {loss_value} at step {step + 1} and did not recover; "
+                                     f"stopping with the last good checkpoint.")
+                    reason = "failed"
+                    break
+                model.load_state_dict(snapshot[0])
+                optimizer.load_state_dict(snapshot[1])
+                task.load_state_dict(snapshot[2])
+                lr_scale *= 0.5
+                if main:
+                    yield Notice(f"Loss became {loss_value} at step {step + 1}: rolled back to the last "
+                                 f"good state and halved the learning rate (x{lr_scale:g}).")
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if tc.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            optimizer.step()
+            step += 1
+            tokens_seen += task.tokens_per_step
+            history["train_loss"].append(loss_value)
+            window_loss += loss_value
+            window_steps += 1
+            window_tokens += task.tokens_per_step
+
+            now = clock.elapsed()
+            if main and (now - last_emit >= 0.25 or step == start_step + 1):
+                span = max(now - window_t0 - paused, 1e-9)
+                rate = window_tokens / span if step > start_step + 1 else 0.0
+                mean_loss = window_loss / window_steps
+                eta = None
+                if rate > 0:
+                    etas = []
+                    if max_steps:
+                        etas.append((max_steps - step) * task.tokens_per_step / rate)
+                    if tc.time_s:
+                        etas.append(max(0.0, tc.time_s - now))
+                    eta = min(etas) if etas else None
+                yield Step(step=step, epoch=task.epoch(step), loss=mean_loss, bpc=task.bpc(mean_loss),
+                           lr=lr, tokens_per_s=rate, elapsed_s=now, eta_s=eta, progress=progress(),
+                           tokens=tokens_seen)
+                last_emit = now
+                window_loss, window_steps, window_tokens, window_t0, paused = 0.0, 0, 0, now, 0.0
+
+            due = (eval_steps and step % eval_steps == 0) or (eval_secs and now - last_eval_t >= eval_secs)
+            if due:
+                yield from run_eval(final=False)
+                last_eval_t = clock.elapsed()
+                if tc.patience and bad_evals >= tc.patience:
+                    reason = "early-stop"
+                    if main:
+                        yield Notice(f"Validation loss has not improved for {bad_evals} evaluations; stopping early.")
+                    break
+            if sample_steps and step % sample_steps == 0 and main and tc.sample_length:
+                yield Sample(step=step, text=task.sample(model, step, tc.sample_length, tc.seed),
+                             val_bpc=history["eval"][-1][2] if history["eval"] else None)
+    except KeyboardInterrupt:
+        reason = "interrupted"
+
+    total = clock.elapsed()
+    if reason != "failed":
+        if step > start_step or not history["eval"]:
+            yield from run_eval(final=True)
+        else:
+            yield from save(["last"])
+    trained = max(total - elapsed0, 1e-9)
+    if main:
+        yield Done(step=step, reason=reason, best_val_bpc=best if math.isfinite(best) else None,
+                   run_dir=str(run_dir), elapsed_s=total,
+                   tokens_per_s=(step - start_step) * task.tokens_per_step / trained)
