@@ -187,7 +187,7 @@ def settings_from_args(args):
 
 
 def cmd_train(args) -> int:
-    from charnn.report import make_reporter
+    from charnn.report import EventLog, make_reporter
     from charnn.training.trainer import train_stream
 
     if args.tui:
@@ -205,10 +205,12 @@ def cmd_train(args) -> int:
     report = make_reporter(jsonl=args.jsonl, quiet=args.quiet)
     rank = int(os.environ.get("RANK", "0"))
     failed = False
+    log = EventLog()
     try:
         for event in train_stream(settings, out=args.out, name=args.name, resume=args.resume,
                                   budget=budget, stop=stop):
             if rank == 0:
+                log(event)
                 report(event)
             if type(event).__name__ == "Done" and event.reason == "failed":
                 failed = True
@@ -221,6 +223,7 @@ def cmd_train(args) -> int:
         raise
     finally:
         report.close()
+        log.close()
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
     return 1 if failed else 0

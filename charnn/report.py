@@ -53,6 +53,30 @@ class JsonlReporter:
         pass
 
 
+class EventLog:
+    """Appends every event to ``events.jsonl`` in the run directory, so a UI can follow
+    or re-attach to a run it did not start (``charnn tui --run NAME``)."""
+
+    def __init__(self):
+        self.file = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Start):
+            from pathlib import Path
+
+            run = Path(event.run_dir)
+            run.mkdir(parents=True, exist_ok=True)
+            self.file = open(run / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        if self.file is not None:
+            self.file.write(to_json(event) + "\n")
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
 class PlainReporter:
     """Periodic log lines for files, pipes and CI logs."""
 
