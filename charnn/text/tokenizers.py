@@ -147,13 +147,7 @@ class SentencePieceTokenizer:
                     minloglevel=2,
                 )
         except RuntimeError as e:
-            msg = str(e)
-            if "Vocabulary size" in msg or "vocab_size" in msg:
-                limit = msg.split("<=")[-1].strip(" .") if "<=" in msg else "a smaller number"
-                raise CharnnError(
-                    f"--vocab-size {vocab_size} is larger than this text supports; use at most {limit}."
-                ) from None
-            raise CharnnError(f"SentencePiece could not train on this corpus: {msg}") from None
+            raise CharnnError(_explain_spm_error(str(e), vocab_size)) from None
         return cls(model.getvalue(), kind, specials)
 
     def special_id(self, name: str) -> int:
@@ -199,6 +193,19 @@ def tokenizer_from_state(state: dict) -> Tokenizer:
     if kind in ("bpe", "unigram"):
         return SentencePieceTokenizer(state["model"], kind, specials)
     raise CharnnError(f"The checkpoint has an unknown tokenizer kind {kind!r}.")
+
+
+def _explain_spm_error(msg: str, vocab_size: int) -> str:
+    import re
+
+    small = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", msg)
+    if small:
+        return (f"--vocab-size {vocab_size} is too small for this text: it needs at least {small.group(2)} "
+                f"(256 byte pieces plus the text's distinct characters).")
+    large = re.search(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)", msg)
+    if large:
+        return f"--vocab-size {vocab_size} is larger than this text supports; use at most {large.group(2)}."
+    return f"SentencePiece could not train on this corpus: {msg.strip().splitlines()[-1]}"
 
 
 def _training_sentences(texts: Iterable[str]) -> Iterator[str]:

@@ -1,0 +1,75 @@
+import torch
+
+from charnn.config import RunSettings
+from charnn.models.loading import load_model
+from charnn.training.checkpoint import load_checkpoint, save_checkpoint
+from charnn.training.events import Checkpoint, Done, Eval
+from charnn.training.trainer import train_stream
+
+
+def tiny_settings(corpus, **train) -> RunSettings:
+    s = RunSettings(corpus=str(corpus))
+    s.model.layers, s.model.hidden, s.model.dropout = 2, 32, 0.1
+    s.train.batch_size, s.train.seq_len, s.train.threads = 8, 16, 1
+    s.train.warmup_steps, s.train.sample_length = 5, 10
+    for k, v in train.items():
+        setattr(s.train, k, v)
+    return s
+
+
+class StopAfter:
+    """A stop flag that trips after the trainer has asked ``n`` times (once per step)."""
+
+    def __init__(self, n: int):
+        self.n, self.calls = n, 0
+
+    def is_set(self) -> bool:
+        self.calls += 1
+        return self.calls > self.n
+
+
+def test_checkpoint_holds_everything_needed_to_sample_and_resume(small_text, tmp_path):
+    events = list(train_stream(tiny_settings(small_text, steps=10, eval_every=5), out=str(tmp_path / "run")))
+    ck = load_checkpoint(tmp_path / "run" / "last.pt")
+    for key in ("model", "model_config", "tokenizer", "optimizer", "step", "task_state", "rng",
+                "history", "settings", "version", "kind"):
+        assert key in ck, key
+    assert ck["step"] == 10 and len(ck["history"]["train_loss"]) == 10
+    assert {e.kind for e in events if isinstance(e, Checkpoint)} >= {"last", "best"}
+    loaded = load_model(tmp_path / "run" / "best.pt")
+    assert loaded.tokenizer.decode(loaded.tokenizer.encode("the cat")) == "the cat"
+
+
+def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
+    path = tmp_path / "x.pt"
+    save_checkpoint(path, {"kind": "lm", "a": torch.ones(3)})
+    save_checkpoint(path, {"kind": "lm", "a": torch.zeros(3)})
+    assert [p.name for p in tmp_path.iterdir()] == ["x.pt"]
+    assert load_checkpoint(path)["a"].sum() == 0
+
+
+def test_resumed_run_has_the_same_loss_curve_as_an_uninterrupted_one(small_text, tmp_path):
+    steps = 24
+    list(train_stream(tiny_settings(small_text, steps=steps, eval_every=8), out=str(tmp_path / "a")))
+    first = list(train_stream(tiny_settings(small_text, steps=steps, eval_every=8), out=str(tmp_path / "b"),
+                              stop=StopAfter(13)))
+    done = [e for e in first if isinstance(e, Done)][0]
+    assert done.reason == "stopped" and done.step == 13
+    resumed = list(train_stream(resume=str(tmp_path / "b")))
+    assert [e for e in resumed if isinstance(e, Done)][0].step == steps
+
+    a = load_checkpoint(tmp_path / "a" / "last.pt")["history"]["train_loss"]
+    b = load_checkpoint(tmp_path / "b" / "last.pt")["history"]["train_loss"]
+    assert len(a) == len(b) == steps
+    assert torch.allclose(torch.tensor(a), torch.tensor(b), rtol=0, atol=1e-6), (a[12:16], b[12:16])
+    wa = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    wb = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+
+
+def test_resume_can_extend_the_budget(small_text, tmp_path):
+    list(train_stream(tiny_settings(small_text, steps=6, eval_every=3), out=str(tmp_path / "r")))
+    events = list(train_stream(resume=str(tmp_path / "r"), budget={"steps": 9}))
+    evals = [e for e in events if isinstance(e, Eval)]
+    assert [e for e in events if isinstance(e, Done)][0].step == 9
+    assert evals and evals[-1].step == 9

@@ -1,0 +1,99 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from charnn.cli import main, parse_duration
+from tests.conftest import tiny_args
+
+
+def test_help_answers_without_importing_torch_or_textual():
+    code = (
+        "import sys, contextlib, io\n"
+        "from charnn.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try: main(['--help'])\n"
+        "    except SystemExit: pass\n"
+        "print(' '.join(m for m in ('torch', 'textual', 'rich') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_python_dash_m_charnn_works():
+    out = subprocess.run([sys.executable, "-m", "charnn", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and "charnn" in out.stdout
+
+
+@pytest.mark.parametrize("text,seconds", [("90", 90), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("1.5m", 90)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.fixture
+def trained_run(small_text, capsys):
+    code = main(["train", str(small_text), *tiny_args("--steps", "12", "--eval-every", "6", "--name", "cli")])
+    assert code == 0
+    return capsys.readouterr()
+
+
+def test_train_reports_progress_samples_and_checkpoints(trained_run, charnn_home):
+    err = trained_run.err
+    assert "run cli" in err and "val" in err and "sample at step 6" in err
+    assert "done (budget) at step 12" in err
+    run = charnn_home / "runs" / "cli"
+    assert (run / "best.pt").exists() and (run / "last.pt").exists()
+    assert trained_run.out == ""  # messages go to stderr
+
+
+def test_generate_streams_text_to_stdout_reproducibly(trained_run, capsys):
+    assert main(["generate", "--length", "40", "--seed", "7", "--prime", "the "]) == 0
+    first = capsys.readouterr()
+    assert main(["generate", "--length", "40", "--seed", "7", "--prime", "the "]) == 0
+    second = capsys.readouterr()
+    assert first.out == second.out and first.out.startswith("the ")
+    assert len(first.out.rstrip("\n")) == 44
+    assert main(["generate", "-n", "2", "--length", "10", "--seed", "1"]) == 0
+    assert capsys.readouterr().out.count("--- sample") == 2
+
+
+def test_eval_prints_bits_per_char(trained_run, small_text, capsys):
+    assert main(["eval", "cli", str(small_text), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["characters"] == len(small_text.read_text()) - 1
+    assert 0 < result["bits_per_char"] < 8
+
+
+def test_models_lists_the_run(trained_run, capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "cli" in out and "1x32" in out
+
+
+def test_jsonl_prints_one_event_per_line(small_text, capsys):
+    assert main(["train", str(small_text), *tiny_args("--steps", "4", "--eval-every", "2", "--jsonl")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    kinds = [json.loads(line)["event"] for line in lines]
+    assert kinds[0] == "start" and kinds[-1] == "done"
+    assert {"step", "eval", "sample", "checkpoint"} <= set(kinds)
+
+
+def test_subword_run_reports_bits_per_character(small_text, capsys):
+    args = ["train", str(small_text), "--tokenizer", "bpe", "--vocab-size", "300",
+            *tiny_args("--steps", "4", "--eval-every", "4", "--jsonl")]
+    assert main(args) == 0
+    events = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    start = events[0]
+    assert start["tokenizer"] == "bpe" and start["vocab_size"] == 300
+    final = [e for e in events if e["event"] == "eval"][-1]
+    # bits per character = nats per token / ln 2 / characters per token, and subwords hold >1 character
+    assert final["val_bpc"] < final["val_loss"] / 0.6931
+
+
+def test_user_errors_are_one_sentence_without_traceback(tmp_path, capsys):
+    assert main(["train", str(tmp_path / "missing.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("charnn: ") and "does not exist" in err and "Traceback" not in err
+    assert main(["generate", "--checkpoint", str(tmp_path / "nope.pt")]) == 2
+    assert "nope.pt" in capsys.readouterr().err

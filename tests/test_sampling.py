@@ -1,0 +1,92 @@
+import math
+
+import pytest
+import torch
+
+from charnn.config import ModelConfig, SampleConfig
+from charnn.errors import CharnnError
+from charnn.models.lm import RNNLanguageModel
+from charnn.sampling import filter_logits, generate_text, next_token
+from charnn.text.tokenizers import CharTokenizer
+
+
+def test_temperature_zero_is_argmax():
+    logits = torch.tensor([[0.1, 2.0, -1.0, 1.9]])
+    for _ in range(5):
+        assert next_token(logits, 0.0).item() == 1
+
+
+def test_low_temperature_concentrates_on_the_argmax():
+    logits = torch.tensor([[0.0, 1.0, 0.5]])
+    g = torch.Generator().manual_seed(0)
+    draws = [next_token(logits, 0.05, generator=g).item() for _ in range(200)]
+    assert draws.count(1) == 200
+    draws_hot = [next_token(logits, 5.0, generator=g).item() for _ in range(300)]
+    assert len(set(draws_hot)) == 3  # a high temperature spreads the mass
+
+
+def test_top_k_keeps_exactly_k_tokens():
+    logits = torch.tensor([[1.0, 5.0, 3.0, 4.0, 2.0]])
+    out = filter_logits(logits, top_k=2)
+    kept = torch.isfinite(out)[0].nonzero().flatten().tolist()
+    assert kept == [1, 3]
+
+
+def test_top_p_keeps_smallest_nucleus():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    out = filter_logits(probs.log(), top_p=0.75)
+    assert torch.isfinite(out)[0].tolist() == [True, True, False, False]
+    out = filter_logits(probs.log(), top_p=0.5)  # the top token alone already reaches 0.5
+    assert torch.isfinite(out)[0].tolist() == [True, False, False, False]
+    g = torch.Generator().manual_seed(0)
+    draws = {next_token(probs.log(), 1.0, top_p=0.75, generator=g).item() for _ in range(200)}
+    assert draws == {0, 1}
+
+
+def _model_and_tokenizer():
+    tok = CharTokenizer.fit(["hello world\n"])
+    torch.manual_seed(0)
+    model = RNNLanguageModel(ModelConfig(vocab_size=tok.vocab_size, layers=1, hidden=16))
+    return model, tok
+
+
+def test_same_seed_same_text_different_seed_different_text():
+    model, tok = _model_and_tokenizer()
+    a = "".join(generate_text(model, tok, SampleConfig(temperature=1.0, length=60, seed=3)))
+    b = "".join(generate_text(model, tok, SampleConfig(temperature=1.0, length=60, seed=3)))
+    c = "".join(generate_text(model, tok, SampleConfig(temperature=1.0, length=60, seed=4)))
+    assert a == b and a != c and len(a) == 60
+
+
+def test_generation_carries_state_one_token_at_a_time():
+    """Feeding tokens one by one with the carried state equals one pass over the sequence."""
+    model, tok = _model_and_tokenizer()
+    model.eval()
+    ids = torch.tensor([tok.encode("hello wor")])
+    full, _, _ = model(ids)
+    state, steps = None, []
+    for i in range(ids.size(1)):
+        logits, _, state = model(ids[:, i : i + 1], state=state)
+        steps.append(logits)
+    assert torch.allclose(torch.cat(steps, dim=1), full, atol=1e-5)
+
+
+def test_unknown_prompt_characters_are_a_clear_error():
+    model, tok = _model_and_tokenizer()
+    with pytest.raises(CharnnError, match="never saw"):
+        list(generate_text(model, tok, SampleConfig(prime="xyz", length=5, seed=0)))
+
+
+@pytest.mark.parametrize("bad", [dict(temperature=-1), dict(top_p=0.0), dict(top_k=-2), dict(length=-5)])
+def test_bad_sampling_settings_are_refused(bad):
+    model, tok = _model_and_tokenizer()
+    with pytest.raises(CharnnError):
+        list(generate_text(model, tok, SampleConfig(seed=0, **bad)))
+
+
+def test_sampling_distribution_matches_softmax():
+    logits = torch.tensor([[math.log(0.7), math.log(0.2), math.log(0.1)]])
+    g = torch.Generator().manual_seed(1)
+    draws = torch.stack([next_token(logits, 1.0, generator=g) for _ in range(4000)]).flatten()
+    freq = torch.bincount(draws, minlength=3).float() / 4000
+    assert torch.allclose(freq, torch.tensor([0.7, 0.2, 0.1]), atol=0.03)
