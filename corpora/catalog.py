@@ -87,30 +87,32 @@ def _python_stdlib_entry() -> CatalogEntry:
 
 
 def _chitchat_entry() -> CatalogEntry:
-    good_for = ("chat models: about 7,000 English conversations (--mode chat trains on the dialogue); "
-                "language models on the same text flattened")
-    source = "the chitchat-dataset package (BYU PCC lab, MIT licence)"
+    good_for = ("chat models: 7,168 English conversations (--mode chat trains on the dialogue); "
+                "language models on the same turns as plain text")
+    source = "the chitchat-dataset package (BYU PCC lab, MIT licence), installed with charnn"
     if importlib.util.find_spec("chitchat_dataset") is None:
         return CatalogEntry(DEFAULT_CHAT, ("chat", "lm"), good_for, "-", None, "no",
                             "install the chitchat-dataset package (pip install chitchat-dataset)", source)
-    built = [p for p in _chitchat_cached_files() if p.is_file()]
+    built = _chitchat_cached_files()
     if built:
         sizes = ", ".join(f"{p.name} {fmt_size(p.stat().st_size)}" for p in built)
-        main = built[0].stat().st_size
-        return CatalogEntry(DEFAULT_CHAT, ("chat", "lm"), good_for, fmt_size(main), main, "yes",
+        first = built[0].stat().st_size
+        return CatalogEntry(DEFAULT_CHAT, ("chat", "lm"), good_for, fmt_size(first), first, "yes",
                             f"{built[0].parent} ({sizes})", source)
     return CatalogEntry(DEFAULT_CHAT, ("chat", "lm"), good_for, "about 13 MB", None, "on first use",
-                        f"built offline on first use into {corpora_cache_dir()}", source)
+                        f"built offline on first use (a few seconds) into {corpora_cache_dir()}", source)
 
 
 def _chitchat_cached_files() -> list[Path]:
-    """The chitchat files already built here, if corpora.chitchat can say so without building."""
-    try:
-        from corpora import chitchat
-    except ImportError:
-        return []
-    cached = getattr(chitchat, "cached_files", None)
-    return [Path(p) for p in cached()] if callable(cached) else []
+    """The chitchat files already built here (dialogue first), found without building them."""
+    from corpora import chitchat
+
+    listed = getattr(chitchat, "cached_files", None)
+    if callable(listed):
+        return [Path(p) for p in listed() if Path(p).is_file()]
+    # corpora.chitchat names its files NAME-...-vVERSION.txt in the corpora cache
+    pattern = f"{chitchat.NAME}*-v{getattr(chitchat, 'VERSION', '*')}.txt"
+    return sorted(p for p in corpora_cache_dir().glob(pattern) if p.is_file() and p.stat().st_size > 0)
 
 
 def catalog() -> list[CatalogEntry]:
@@ -160,13 +162,10 @@ def builtin_path(name: str, mode: str = "lm", notify: Notify | None = None) -> P
             say(f"gathering this Python's standard-library sources into {python_stdlib.cached_path()}")
         return python_stdlib.corpus_file()
     if name == DEFAULT_CHAT:
-        try:
-            from corpora import chitchat
-        except ImportError as e:
-            if e.name == "chitchat_dataset":
-                raise CharnnError("The chitchat corpus needs the chitchat-dataset package; install it with "
-                                  "`pip install chitchat-dataset`.") from None
-            raise
+        from corpora import chitchat
+
+        if not _chitchat_cached_files():
+            say(f"building {DEFAULT_CHAT} from the chitchat-dataset package into {corpora_cache_dir()}")
         return Path(chitchat.dialogue_file() if mode == "chat" else chitchat.flat_text_file())
     raise CharnnError(_unknown(name))
 

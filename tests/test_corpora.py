@@ -181,6 +181,7 @@ def test_chitchat_resolves_to_dialogue_for_chat_and_flat_text_for_lm(tmp_path, m
     fake = types.ModuleType("corpora.chitchat")
     fake.dialogue_file = lambda: dialogue
     fake.flat_text_file = lambda: flat
+    fake.cached_files = lambda: []
     monkeypatch.setitem(sys.modules, "corpora.chitchat", fake)
     import corpora
 
@@ -189,6 +190,21 @@ def test_chitchat_resolves_to_dialogue_for_chat_and_flat_text_for_lm(tmp_path, m
     assert "chitchat" in messages[-1]
     assert resolve_corpus("chitchat", mode="chat", notify=messages.append) == dialogue
     assert resolve_corpus("chitchat", mode="lm", notify=messages.append) == flat
+
+
+def test_chitchat_is_built_on_first_use_and_then_listed_as_available(monkeypatch, messages):
+    from corpora import chitchat
+
+    monkeypatch.setattr(chitchat, "conversations", lambda: [["hello there", "hi, how are you?"], ["bye", "see you"]])
+    entry = {e.name: e for e in catalog.catalog()}["chitchat"]
+    assert entry.available == "on first use" and entry.size_bytes is None
+    path = resolve_corpus(None, mode="chat", notify=messages.append)
+    assert path == chitchat.dialogue_file() and "hello there" in path.read_text(encoding="utf-8")
+    assert any(m.startswith("building chitchat") for m in messages)
+    entry = {e.name: e for e in catalog.catalog()}["chitchat"]
+    assert entry.available == "yes" and entry.size_bytes == path.stat().st_size and path.name in entry.where
+    flat = resolve_corpus("chitchat", mode="lm", notify=messages.append)
+    assert flat != path and "A:" not in flat.read_text(encoding="utf-8")
 
 
 # -- python-stdlib ---------------------------------------------------------------------
