@@ -9,6 +9,8 @@ old one, so a crash at any moment leaves the previous file whole.
 
 from __future__ import annotations
 
+import errno
+import glob
 import json
 import os
 import tempfile
@@ -27,6 +29,10 @@ def _write_atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        try:  # mkstemp makes 0600; keep the old file's mode, else the usual 0644
+            os.fchmod(fd, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        except OSError:
+            pass
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -46,6 +52,16 @@ def _write_atomic(path: Path, write) -> None:
             os.close(dfd)
     except OSError:
         pass
+    _remove_stale_temporaries(path)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Half-written files left by a process killed while saving (kill -9, power loss)."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
@@ -56,8 +72,17 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     try:
         _write_atomic(path, lambda f: torch.save(payload, f))
     except OSError as e:
-        raise CharnnError(f"Could not save checkpoint to {path}: {e.strerror or e}.") from None
+        raise CharnnError(f"Could not save checkpoint to {path}: {_why(e)}; the previous checkpoint there "
+                          f"is kept.") from None
     return path
+
+
+def _why(e: OSError) -> str:
+    if e.errno == errno.ENOSPC:
+        return "the disk is full"
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "the directory is read-only or not writable"
+    return (e.strerror or str(e)).rstrip(".")
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -67,6 +92,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
 def load_checkpoint(path: str | os.PathLike, expect_kind: str | None = None) -> dict[str, Any]:
     """The checkpoint's contents, or a CharnnError saying why it cannot be used."""
     import pickle
+    import warnings
     import zipfile
 
     import torch
@@ -76,19 +102,30 @@ def load_checkpoint(path: str | os.PathLike, expect_kind: str | None = None) -> 
         raise CharnnError(f"Checkpoint not found: {p} does not exist.")
     if p.is_dir():
         raise CharnnError(f"{p} is a directory, not a checkpoint file.")
+    damaged = f"{p} is not a usable charnn checkpoint: it is truncated or corrupted."
     try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
+        # torch does not check the zip's CRCs, so flipped bytes in the weights would load silently
+        if zipfile.is_zipfile(p):
+            with zipfile.ZipFile(p) as z:
+                if z.testzip() is not None:
+                    raise CharnnError(damaged)
+        with warnings.catch_warnings():  # a foreign file's pickle-protocol warnings are noise here
+            warnings.simplefilter("ignore")
+            data = torch.load(p, map_location="cpu", weights_only=True)
+    except CharnnError:
+        raise
     except pickle.UnpicklingError:
         raise CharnnError(
             f"{p} is not a charnn checkpoint: it holds objects that a safe load refuses to run."
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, KeyError, IndexError, TypeError) as e:
-        reason = "it is truncated or corrupted" if p.stat().st_size else "it is empty"
-        if isinstance(e, OSError) and not isinstance(e, EOFError):
-            reason = f"it cannot be read ({e.strerror or e})"
-        raise CharnnError(f"{p} is not a usable charnn checkpoint: {reason}.") from None
+    except PermissionError:
+        raise CharnnError(f"Cannot read {p}: permission denied.") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, KeyError, IndexError, TypeError):
+        if not p.stat().st_size:
+            raise CharnnError(f"{p} is not a usable charnn checkpoint: it is empty.") from None
+        raise CharnnError(damaged) from None
     except Exception:  # noqa: BLE001 - any other failure of a foreign file is the same user error
-        raise CharnnError(f"{p} is not a usable charnn checkpoint: it is truncated or corrupted.") from None
+        raise CharnnError(damaged) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CharnnError(f"{p} is not a charnn checkpoint.")
     if data.get("version") != VERSION:
