@@ -241,6 +241,10 @@ def cmd_generate(args) -> int:
 
     set_cpu_threads()
     loaded = load_model(args.checkpoint, "lm", args.device)
+    if cfg.prime:  # refuse a bad prompt before anything reaches stdout
+        from charnn.sampling import encode_prime
+
+        encode_prime(loaded.tokenizer, cfg.prime)
     out = sys.stdout
     import torch
 
@@ -353,4 +357,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except MemoryError:
         print("charnn: out of memory; try a smaller --batch-size, --seq-len or --hidden.", file=sys.stderr)
+        return 1
+    except OSError as e:  # the disk or the OS said no (full disk, read-only place, too many files)
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"charnn: {(e.strerror or str(e)).rstrip('.')}{where}.", file=sys.stderr)
+        return 1
+    except Exception as e:  # a bug: one line for the user, the traceback on request
+        if os.environ.get("CHARNN_DEBUG"):
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        print(f"charnn: unexpected error ({type(e).__name__}: {first}); run again with CHARNN_DEBUG=1 to see "
+              f"where, and please report it.", file=sys.stderr)
         return 1
