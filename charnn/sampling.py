@@ -87,6 +87,9 @@ def default_start(tokenizer: Tokenizer) -> list[int]:
         return [tokenizer.vocab_size - 1]
 
 
+PREFILL_WINDOW = 4096  # prompt tokens per forward pass
+
+
 def generate_ids(
     model,
     start: list[int],
@@ -103,7 +106,9 @@ def generate_ids(
 
     with torch.inference_mode():
         x = torch.tensor([start], dtype=torch.long, device=device)
-        logits, _, state = model(x, state=state)
+        # a long prompt is read in windows, so memory stays bounded whatever its length
+        for i in range(0, x.size(1), PREFILL_WINDOW):
+            logits, _, state = model(x[:, i : i + PREFILL_WINDOW], state=state)
         last = logits[:, -1, :]
         for _ in range(length):
             tok = next_token(last, temperature, top_k, top_p, generator)
