@@ -30,6 +30,7 @@ from charnn.text.tokenizers import (
 )
 
 CACHE_VERSION = 1
+MAX_LINE_CARRY = 1 << 20  # characters of an unfinished line held back between chunks
 
 
 @dataclass
@@ -71,6 +72,8 @@ def _encode_to_file(path: Path, tokenizer: Tokenizer, out: Path, encoding: str, 
             text = tail + chunk
             # keep an unfinished line for the next chunk so subwords never straddle a cut
             cut = text.rfind("\n") + 1 if tokenizer.kind != "char" else len(text)
+            if cut == 0 and len(text) > MAX_LINE_CARRY:  # one enormous line: cut at a space instead
+                cut = text.rfind(" ") if text.rfind(" ") > 0 else len(text)
             text, tail = text[:cut], text[cut:]
             ids = tokenizer.encode_array(text).astype(dtype)
             f.write(ids.tobytes())

@@ -219,6 +219,10 @@ def _training_sentences(texts: Iterable[str]) -> Iterator[str]:
                 piece = line[i : i + _MAX_SPM_SENTENCE]
                 if piece:
                     yield piece
+        whole = len(tail) // _MAX_SPM_SENTENCE * _MAX_SPM_SENTENCE
+        for i in range(0, whole, _MAX_SPM_SENTENCE):  # one enormous line must not pile up in memory
+            yield tail[i : i + _MAX_SPM_SENTENCE]
+        tail = tail[whole:]
     for i in range(0, len(tail), _MAX_SPM_SENTENCE):
         yield tail[i : i + _MAX_SPM_SENTENCE]
 
