@@ -1,0 +1,189 @@
+"""A sequence-to-sequence chat model: the recent conversation in, a reply out.
+
+Sutskever et al. 2014 (an LSTM reads the input, another writes the output and
+ends it with an end-of-sequence token), conditioned on several previous turns
+as in "chat with context" (Serban et al. 2015), with Luong et al. 2015 global
+attention so every reply token can look back at every context token.
+
+    context  = turn_1 <sep> turn_2 <sep> ... turn_K <sep>   (the last K turns, oldest first)
+    encoder  = embedding + "turns ago" embedding -> bidirectional LSTM x encoder_layers
+    decoder  = <bos> reply -> embedding -> LSTM x layers (state bridged from the encoder)
+               -> attention over encoder states (general score) -> tanh(W[h; c]) -> logits
+
+Padding is handled with masks, not packed sequences: sequences are padded on
+the right, the backward direction reads each sequence reversed in place (its
+real tokens first), and attention masks padded positions, so a padded
+position can never change a real one's output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from charnn.config import _DictMixin
+from charnn.errors import CharnnError
+
+SPECIALS = ("<pad>", "<bos>", "<eos>", "<sep>")  # tokenizer specials a chat model needs
+
+
+@dataclass
+class Seq2SeqConfig(_DictMixin):
+    vocab_size: int = 0
+    hidden: int = 256  # decoder width; the bidirectional encoder uses hidden // 2 per direction
+    layers: int = 1  # decoder layers
+    encoder_layers: int = 1
+    embedding: int = 0  # 0 means "same as hidden"
+    dropout: float = 0.0
+    tie_weights: bool = False  # share the embedding with the output layer (needs embedding == hidden)
+    cell: str = "lstm"
+    context_turns: int = 3  # previous turns the model was trained to read
+    max_context_tokens: int = 256  # the context is cut to its last this many tokens
+    max_reply_tokens: int = 160  # training replies are cut to this many tokens
+    max_turn_distance: int = 8  # "turns ago" embeddings (further turns share the last)
+    pad_id: int = 0
+    bos_id: int = 1
+    eos_id: int = 2
+    sep_id: int = 3
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.embedding or self.hidden
+
+
+class Memory(NamedTuple):
+    """What the decoder reads: encoder states, their attention keys and mask, and its first state."""
+
+    values: torch.Tensor  # B x S x 2He
+    keys: torch.Tensor  # B x S x H
+    mask: torch.Tensor  # B x S, True at real tokens
+    init: tuple[torch.Tensor, torch.Tensor]  # layers x B x H each
+
+    def select(self, index: torch.Tensor) -> Memory:
+        """Rows ``index`` of the batch (to expand for beams or drop finished ones)."""
+        h, c = self.init
+        return Memory(self.values[index], self.keys[index], self.mask[index], (h[:, index], c[:, index]))
+
+
+def context_ids(turns: list[list[int]], cfg: Seq2SeqConfig, max_turns: int | None = None) -> list[int]:
+    """The model's input for a list of tokenized turns (oldest first): the last turns, each ended by <sep>."""
+    k = cfg.context_turns if max_turns is None else max_turns
+    ids: list[int] = []
+    for turn in (turns[-k:] if k > 0 else []):
+        ids.extend(turn)
+        ids.append(cfg.sep_id)
+    if not ids:
+        ids = [cfg.sep_id]  # no context at all is one separator, so the encoder always has a token
+    return ids[-cfg.max_context_tokens :]
+
+
+def reversed_index(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """Per row, the index that reverses the first ``length`` positions and keeps the rest (an involution)."""
+    t = torch.arange(width, device=lengths.device).unsqueeze(0)
+    lengths = lengths.unsqueeze(1)
+    return torch.where(t < lengths, lengths - 1 - t, t)
+
+
+class Seq2SeqModel(nn.Module):
+    def __init__(self, config: Seq2SeqConfig):
+        super().__init__()
+        if config.cell != "lstm":
+            raise CharnnError("Chat models use LSTM cells; leave --cell at lstm.")
+        if config.hidden < 2:
+            raise CharnnError("--hidden must be at least 2 for a chat model.")
+        if config.tie_weights and config.embedding_dim != config.hidden:
+            raise CharnnError("--tie-weights needs --embedding equal to --hidden (or left at 0).")
+        self.config = config
+        e, h = config.embedding_dim, config.hidden
+        he = max(1, h // 2)
+        self.embed = nn.Embedding(config.vocab_size, e)
+        self.turn_embed = nn.Embedding(config.max_turn_distance, e)
+        self.drop = nn.Dropout(config.dropout)
+        self.enc_fwd = nn.ModuleList()
+        self.enc_bwd = nn.ModuleList()
+        for i in range(config.encoder_layers):
+            size_in = e if i == 0 else 2 * he
+            self.enc_fwd.append(nn.LSTM(size_in, he, batch_first=True))
+            self.enc_bwd.append(nn.LSTM(size_in, he, batch_first=True))
+        self.bridge = nn.Linear(2 * he, 2 * config.layers * h)
+        self.dec = nn.LSTM(e, h, num_layers=config.layers, batch_first=True,
+                           dropout=config.dropout if config.layers > 1 else 0.0)
+        self.attn_key = nn.Linear(2 * he, h, bias=False)  # Luong "general" score: h_t . W v_s
+        self.combine = nn.Linear(h + 2 * he, h)
+        self.head = nn.Linear(h, config.vocab_size)
+        if config.tie_weights:
+            self.head.weight = self.embed.weight
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        nn.init.normal_(self.embed.weight, std=0.1 if not self.config.tie_weights else 0.05)
+        nn.init.normal_(self.turn_embed.weight, std=0.1)
+        nn.init.zeros_(self.head.bias)
+        # forget-gate bias of 1 (Jozefowicz et al. 2015), as in the language model
+        for lstm in [*self.enc_fwd, *self.enc_bwd, self.dec]:
+            hs = lstm.hidden_size
+            for name, p in lstm.named_parameters():
+                if name.startswith("bias_ih"):
+                    with torch.no_grad():
+                        p[hs : 2 * hs].fill_(1.0)
+                elif name.startswith("bias_hh"):
+                    with torch.no_grad():
+                        p[hs : 2 * hs].fill_(0.0)
+
+    # -- encoder --------------------------------------------------------------
+    def encode(self, context: torch.Tensor, lengths: torch.Tensor) -> Memory:
+        """``context`` B x S right-padded ids, ``lengths`` B (each at least 1)."""
+        cfg = self.config
+        b, s = context.shape
+        mask = torch.arange(s, device=context.device).unsqueeze(0) < lengths.unsqueeze(1)
+        # how many turns ago each token was said: separators at or after it, within the real tokens
+        is_sep = ((context == cfg.sep_id) & mask).long()
+        ago = is_sep.flip(1).cumsum(1).flip(1).clamp(max=cfg.max_turn_distance - 1)
+        x = self.drop(self.embed(context) + self.turn_embed(ago))
+        rev = reversed_index(lengths, s)
+        rev_x = rev.unsqueeze(-1)
+        for fwd, bwd in zip(self.enc_fwd, self.enc_bwd, strict=True):
+            out_f, _ = fwd(x)
+            out_b, _ = bwd(x.gather(1, rev_x.expand(-1, -1, x.size(-1))))
+            out_b = out_b.gather(1, rev_x.expand(-1, -1, out_b.size(-1)))
+            x = self.drop(torch.cat([out_f, out_b], dim=-1))
+        values = x
+        last = (lengths - 1).clamp(min=0).view(b, 1, 1).expand(-1, 1, values.size(-1) // 2)
+        he = values.size(-1) // 2
+        summary = torch.cat([values[:, :, :he].gather(1, last).squeeze(1), values[:, 0, he:]], dim=-1)
+        init = torch.tanh(self.bridge(summary)).view(b, 2, cfg.layers, cfg.hidden).permute(1, 2, 0, 3)
+        return Memory(values, self.attn_key(values), mask, (init[0].contiguous(), init[1].contiguous()))
+
+    # -- decoder --------------------------------------------------------------
+    def decode(self, memory: Memory, reply_in: torch.Tensor, state=None):
+        """Logits (B x T x V) for each next token of ``reply_in`` (B x T), and the decoder state after it."""
+        x = self.drop(self.embed(reply_in))
+        out, state = self.dec(x, memory.init if state is None else state)
+        scores = torch.bmm(out, memory.keys.transpose(1, 2))
+        scores = scores.masked_fill(~memory.mask.unsqueeze(1), float("-inf"))
+        attn = torch.softmax(scores.float(), dim=-1).to(out.dtype)
+        ctx = torch.bmm(attn, memory.values)
+        h = torch.tanh(self.combine(torch.cat([out, ctx], dim=-1)))
+        return self.head(self.drop(h)), state
+
+    def forward(
+        self,
+        context: torch.Tensor,
+        lengths: torch.Tensor,
+        reply_in: torch.Tensor,
+        targets: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher-forced logits for ``reply_in``; with ``targets`` also the mean loss over non-pad targets."""
+        logits, _ = self.decode(self.encode(context, lengths), reply_in)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
+                                   ignore_index=self.config.pad_id)
+        return logits, loss
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
