@@ -7,7 +7,19 @@ from charnn.config import RunSettings
 LM_DEFAULTS = {"layers": 2, "hidden": 512, "dropout": 0.0, "batch_size": 32, "seq_len": 128, "lr": 3e-3}
 
 
+# chat (seq2seq): seq_len is the longest training reply in tokens (the context gets twice that);
+# context_turns and encoder_layers go into the model config (charnn/training/chat_task.py)
+CHAT_DEFAULTS = {"layers": 1, "hidden": 256, "dropout": 0.0, "batch_size": 32, "seq_len": 160, "lr": 3e-3,
+                 "eval_tokens": 32768, "context_turns": 3, "encoder_layers": 1}
+
+
 def apply_presets(s: RunSettings) -> None:
+    if s.mode == "chat":
+        c = CHAT_DEFAULTS
+        s.model.layers, s.model.hidden, s.model.dropout = c["layers"], c["hidden"], c["dropout"]
+        s.train.batch_size, s.train.seq_len, s.train.lr = c["batch_size"], c["seq_len"], c["lr"]
+        s.train.eval_tokens = c["eval_tokens"]
+        return
     d = LM_DEFAULTS
     s.model.layers, s.model.hidden, s.model.dropout = d["layers"], d["hidden"], d["dropout"]
     s.train.batch_size, s.train.seq_len, s.train.lr = d["batch_size"], d["seq_len"], d["lr"]
