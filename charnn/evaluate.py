@@ -16,7 +16,8 @@ def evaluate_file(spec: str, text_path: str, device: str = "auto", encoding: str
     if kind == "chat":
         from charnn.chat import evaluate_chat_file
 
-        return evaluate_chat_file(path, text_path, device=device, encoding=encoding, errors=errors)
+        return evaluate_chat_file(path, text_path, device=device, encoding=encoding, errors=errors,
+                                  max_tokens=max_tokens)
     return evaluate_lm_file(path, text_path, device, encoding, errors, max_tokens)
 
 
