@@ -169,7 +169,7 @@ def settings_from_args(args):
     m.cell = args.cell
     m.embedding = args.embedding
     m.tie_weights = args.tie_weights
-    apply_presets(s)
+    apply_presets(s, args.device or "auto")
     for arg, obj, field in [
         ("layers", m, "layers"), ("hidden", m, "hidden"), ("dropout", m, "dropout"),
         ("batch_size", t, "batch_size"), ("seq_len", t, "seq_len"), ("lr", t, "lr"),

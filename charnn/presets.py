@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from charnn.config import RunSettings
 
-LM_DEFAULTS = {"layers": 2, "hidden": 512, "dropout": 0.0, "batch_size": 32, "seq_len": 128, "lr": 3e-3}
+# CPU: what learns fastest in minutes on a few cores (benchmarks/time_to_quality.py)
+LM_CPU = {"layers": 2, "hidden": 512, "dropout": 0.0, "batch_size": 32, "seq_len": 128, "lr": 3e-3}
+# GPU: wider and more parallel; the GPU is idle at CPU sizes
+LM_GPU = {"layers": 3, "hidden": 1024, "dropout": 0.1, "batch_size": 128, "seq_len": 128, "lr": 2e-3}
 
 
 # chat (seq2seq): seq_len is the longest training reply in tokens (the context gets twice that);
@@ -13,13 +16,23 @@ CHAT_DEFAULTS = {"layers": 1, "hidden": 256, "dropout": 0.0, "batch_size": 32, "
                  "eval_tokens": 32768, "context_turns": 3, "encoder_layers": 1}
 
 
-def apply_presets(s: RunSettings) -> None:
+def _has_gpu(device: str) -> bool:
+    if device == "cpu":
+        return False
+    import torch
+
+    if device.startswith("cuda") or device == "mps":
+        return True
+    return torch.cuda.is_available() or bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def apply_presets(s: RunSettings, device: str = "auto") -> None:
     if s.mode == "chat":
         c = CHAT_DEFAULTS
         s.model.layers, s.model.hidden, s.model.dropout = c["layers"], c["hidden"], c["dropout"]
         s.train.batch_size, s.train.seq_len, s.train.lr = c["batch_size"], c["seq_len"], c["lr"]
         s.train.eval_tokens = c["eval_tokens"]
         return
-    d = LM_DEFAULTS
+    d = LM_GPU if _has_gpu(device) else LM_CPU
     s.model.layers, s.model.hidden, s.model.dropout = d["layers"], d["hidden"], d["dropout"]
     s.train.batch_size, s.train.seq_len, s.train.lr = d["batch_size"], d["seq_len"], d["lr"]

@@ -52,6 +52,7 @@ class LMTask:
             raise CharnnError(f"The corpus is too short to split across {world} processes.")
         tc.batch_size = b
         self.train_tokens, self.val_tokens = train, val
+        self.rank, self.world = rank, world
         self.batcher = StreamBatcher(train, b, t, rank, world)
         self.char_lengths = corpus.tokenizer.char_lengths()
         self.train_chars_per_token = float(self.char_lengths[np.asarray(train[: 1 << 20], dtype=np.int64)].mean())
@@ -73,6 +74,19 @@ class LMTask:
         self.state = detach_state(state)
         return loss
 
+    def shrink_batch(self) -> int | None:
+        """Halve the parallel streams after running out of memory; None when already at one per rank."""
+        b = self.batcher.batch_size // 2
+        b -= b % self.world
+        if b < self.world:
+            return None
+        t = self.batcher.seq_len
+        self.batcher = StreamBatcher(self.train_tokens, b, t, self.rank, self.world)
+        self.settings.train.batch_size = b
+        self.tokens_per_step = b * t
+        self.state = None
+        return b
+
     def epoch(self, step: int) -> float:
         return self.batcher.epoch(step)
 
@@ -81,34 +95,11 @@ class LMTask:
         return nats_per_token / LN2 / max(cpt, 1e-9)
 
     # -- evaluation -----------------------------------------------------------
-    @torch.no_grad()
     def evaluate(self, model, max_tokens: int) -> tuple[float, float]:
         """Validation loss (nats/token) and bits per character, state carried across windows."""
         val = self.val_tokens[:max_tokens] if max_tokens else self.val_tokens
         tc = self.settings.train
-        t = min(tc.seq_len, len(val) - 1)
-        b = max(1, min(tc.batch_size, (len(val) - 1) // t))
-        batcher = StreamBatcher(val, b, t)
-        was_training = model.training
-        model.eval()
-        total, count, chars = 0.0, 0, 0.0
-        state = None
-        autocast = _autocast(self.device, tc.bf16)
-        for w in range(batcher.windows):
-            x, y, _ = batcher.window(w)
-            xb = torch.from_numpy(x).to(self.device)
-            yb = torch.from_numpy(y).to(self.device)
-            with autocast:
-                logits, _, state = model(xb, None, state)
-            loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.size(-1)).float(), yb.reshape(-1), reduction="sum"
-            )
-            total += float(loss)
-            count += y.size
-            chars += float(self.char_lengths[y].sum())
-        model.train(was_training)
-        nats = total / count
-        return nats, total / LN2 / max(chars, 1e-9)
+        return evaluate_stream(model, val, self.char_lengths, tc.batch_size, tc.seq_len, self.device, tc.bf16)
 
     def sample(self, model, step: int, length: int, seed: int) -> str:
         gen = torch.Generator(device=self.device)
@@ -134,6 +125,35 @@ class LMTask:
             "val_tokens": len(self.val_tokens),
             "corpus_sha256": self.corpus.info.sha256,
         }
+
+
+@torch.no_grad()
+def evaluate_stream(model, tokens, char_lengths, batch_size: int, seq_len: int, device,
+                    bf16: bool = True) -> tuple[float, float]:
+    """Mean loss (nats/token) and bits/char of ``tokens`` read as ``batch_size`` contiguous
+    streams in windows of ``seq_len``, the state carried from window to window."""
+    t = min(seq_len, len(tokens) - 1)
+    b = max(1, min(batch_size, (len(tokens) - 1) // t))
+    batcher = StreamBatcher(tokens, b, t)
+    was_training = model.training
+    model.eval()
+    total, count, chars = 0.0, 0, 0.0
+    state = None
+    autocast = _autocast(device, bf16)
+    for w in range(batcher.windows):
+        x, y, _ = batcher.window(w)
+        xb = torch.from_numpy(x).to(device)
+        yb = torch.from_numpy(y).to(device)
+        with autocast:
+            logits, _, state = model(xb, None, state)
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)).float(), yb.reshape(-1), reduction="sum"
+        )
+        total += float(loss)
+        count += y.size
+        chars += float(char_lengths[y].sum())
+    model.train(was_training)
+    return total / count, total / LN2 / max(chars, 1e-9)
 
 
 def _autocast(device: torch.device, bf16: bool):

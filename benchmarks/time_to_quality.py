@@ -1,0 +1,144 @@
+"""Time to quality: validation bits/char on tiny-shakespeare reached within a wall-clock budget.
+
+Side by side, in one process on one machine:
+  * charnn   — `charnn train` with its default settings (charnn.presets), given only --time;
+  * reference — the simplest honest PyTorch LSTM LM loop: nn.LSTM with char-rnn's default
+                 size (2 x 128), Adam at 2e-3, truncated BPTT with batch 50 x 50, no tricks.
+Both use the same contiguous split (last 10 % validation) and the same evaluator (the whole
+validation text as contiguous streams, the state carried across windows).
+
+    python benchmarks/time_to_quality.py --budgets 90 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import SHAKESPEARE, save, table  # noqa: E402
+
+NATS_TO_BITS = 1 / math.log(2)
+
+
+def run_charnn(budget: float, device: str, overrides: dict | None = None) -> dict:
+    from charnn.config import RunSettings
+    from charnn.presets import apply_presets
+    from charnn.training.events import Done, Eval, Start
+    from charnn.training.trainer import train_stream
+
+    s = RunSettings(corpus=str(SHAKESPEARE))
+    apply_presets(s, device=device)
+    s.train.time_s, s.train.device = budget, device
+    for key, value in (overrides or {}).items():
+        obj = s.model if hasattr(s.model, key) else s.train
+        setattr(obj, key, value)
+    start = done = None
+    final = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for e in train_stream(s, out=os.path.join(tmp, "run")):
+            if isinstance(e, Start):
+                start = e
+            elif isinstance(e, Eval) and e.final:
+                final = e
+            elif isinstance(e, Done):
+                done = e
+    m = s.model
+    return {"name": "charnn", "model": f"{m.layers}x{m.hidden} {m.cell}", "params": start.parameters,
+            "batch": f"{s.train.batch_size}x{s.train.seq_len}", "steps": done.step,
+            "tok/s": round(done.tokens_per_s), "val_nats": round(final.val_loss, 4),
+            "val_bpc": round(final.val_bpc, 4), "wall_s": round(done.elapsed_s, 1)}
+
+
+def run_reference(budget: float, device: str, layers: int = 2, hidden: int = 128, batch: int = 50,
+                  seq: int = 50, lr: float = 2e-3) -> dict:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from charnn.text.dataset import StreamBatcher, load_corpus
+    from charnn.training.device import pick_device, set_cpu_threads
+    from charnn.training.lm_task import evaluate_stream
+
+    dev = pick_device(device)
+    set_cpu_threads()
+    torch.manual_seed(0)
+    corpus = load_corpus(SHAKESPEARE)
+    train, val = corpus.split(0.1)
+    V = corpus.tokenizer.vocab_size
+
+    class Plain(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(V, hidden)
+            self.rnn = nn.LSTM(hidden, hidden, layers, batch_first=True)
+            self.out = nn.Linear(hidden, V)
+
+        def forward(self, x, targets=None, state=None):
+            h, state = self.rnn(self.emb(x), state)
+            return self.out(h), None, state
+
+    model = Plain().to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    batcher = StreamBatcher(train, batch, seq)
+    state, step = None, 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < budget:
+        x, y, reset = batcher.window(step)
+        if reset:
+            state = None
+        logits, _, state = model(torch.from_numpy(x).to(dev), None, state)
+        state = tuple(s.detach() for s in state)
+        loss = nn.functional.cross_entropy(logits.reshape(-1, V), torch.from_numpy(y).to(dev).reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        step += 1
+    train_s = time.perf_counter() - t0
+    nats, bpc = evaluate_stream(model, val, np.ones(V), 32, 128, dev, bf16=False)
+    return {"name": "reference", "model": f"{layers}x{hidden} lstm",
+            "params": sum(p.numel() for p in model.parameters()), "batch": f"{batch}x{seq}", "steps": step,
+            "tok/s": round(step * batch * seq / train_s), "val_nats": round(nats, 4), "val_bpc": round(bpc, 4),
+            "wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--budgets", type=float, nargs="+", default=[90, 300], help="seconds")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--only", choices=["charnn", "reference"], help="run one side only")
+    args = ap.parse_args()
+    os.environ.setdefault("CHARNN_HOME", tempfile.mkdtemp(prefix="charnn-bench-"))
+    from charnn.training.device import describe, pick_device, set_cpu_threads
+
+    set_cpu_threads()
+    print(f"device: {describe(pick_device(args.device))}; corpus {SHAKESPEARE}", flush=True)
+    rows = []
+    for budget in args.budgets:
+        for name, fn in (("charnn", run_charnn), ("reference", run_reference)):
+            if args.only and args.only != name:
+                continue
+            row = {"budget_s": budget, **fn(budget, args.device)}
+            rows.append(row)
+            print(table([row], list(row)), flush=True)
+    cols = ["budget_s", "name", "model", "params", "batch", "steps", "tok/s", "val_nats", "val_bpc", "wall_s"]
+    print("\n" + table(rows, cols))
+    for budget in args.budgets:
+        pair = {r["name"]: r for r in rows if r["budget_s"] == budget}
+        if len(pair) == 2:
+            c, r = pair["charnn"], pair["reference"]
+            print(f"budget {budget:g}s: charnn {c['val_bpc']:.3f} bpc vs reference {r['val_bpc']:.3f} bpc "
+                  f"(charnn {'better' if c['val_bpc'] < r['val_bpc'] else 'NOT better'}; "
+                  f"ratio {c['val_bpc'] / r['val_bpc']:.3f})")
+    print(f"results: {save('time_to_quality', {'rows': rows})}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
