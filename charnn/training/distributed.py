@@ -61,11 +61,28 @@ def wrap(model, info: DistInfo, device):
 
 def any_rank(flag: bool, info: DistInfo, device) -> bool:
     """True on every rank if it is true on any (so all ranks stop together)."""
+    return any_ranks([flag], info, device)[0]
+
+
+def any_ranks(flags: list[bool], info: DistInfo, device) -> list[bool]:
+    """Each flag true on every rank if it is true on any, in one collective call."""
     if not info.enabled:
-        return flag
+        return [bool(f) for f in flags]
     import torch
     import torch.distributed as dist
 
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return [bool(v) for v in t.tolist()]
+
+
+def mean(value: float, info: DistInfo, device) -> float:
+    """The mean of ``value`` over all ranks (NaN anywhere gives NaN everywhere)."""
+    if not info.enabled:
+        return value
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([value], device=device, dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return float(t.item()) / info.world

@@ -10,8 +10,11 @@ then saved and can be resumed with the same loss curve it would have had.
 from __future__ import annotations
 
 import copy
+import errno
 import math
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -21,9 +24,9 @@ from typing import Protocol
 import torch
 
 from charnn import paths
-from charnn.config import RunSettings
+from charnn.config import ModelConfig, RunSettings
 from charnn.errors import CharnnError
-from charnn.training import distributed
+from charnn.training import distributed, memory
 from charnn.training.checkpoint import (
     load_checkpoint,
     resolve_run_dir,
@@ -31,7 +34,7 @@ from charnn.training.checkpoint import (
     write_json_atomic,
 )
 from charnn.training.device import describe, pick_device, set_cpu_threads
-from charnn.training.events import Checkpoint, Done, Eval, Event, Notice, Sample, Start, Step
+from charnn.training.events import Checkpoint, Done, Error, Eval, Event, Notice, Sample, Start, Step
 from charnn.training.schedule import lr_at
 
 MAX_NAN_RETRIES = 3
@@ -98,6 +101,21 @@ def new_run_dir(corpus: str, name: str | None, out: str | None) -> Path:
     return d
 
 
+def check_writable(run_dir: Path) -> None:
+    """Fail before training, not at the first save, when the run directory cannot be written."""
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        why = "the disk is full" if e.errno == errno.ENOSPC else "it is read-only or not writable"
+        raise CharnnError(f"Cannot write to the run directory {run_dir}: {why}; pass --out with a "
+                          f"writable place.") from None
+
+
 def describe_budget(t) -> str:
     parts = []
     if t.steps:
@@ -162,9 +180,18 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
         from charnn.text.tokenizers import tokenizer_from_state
 
         tokenizer = tokenizer_from_state(ck["tokenizer"])
+    mc = settings.model if ck is None else ModelConfig.from_dict(ck["model_config"])
+    if settings.mode == "lm":
+        vocab = tokenizer.vocab_size if tokenizer else settings.tokenizer.vocab_size or 256
+        memory.check_model_fits(mc.cell, mc.layers, mc.hidden, mc.embedding_dim, vocab, mc.tie_weights, device)
     task = _make_task(settings, device, dist, tokenizer, ck["model_config"] if ck else None)
     model = task.model
     main = dist.is_main
+    if settings.mode == "lm":
+        memory.check_batch_fits(model, mc.cell, mc.layers, mc.hidden, mc.embedding_dim, task.tokenizer.vocab_size,
+                                tc.batch_size // dist.world, tc.seq_len, device)
+    if main:
+        check_writable(run_dir)
 
     decay, no_decay = [], []
     for p in model.parameters():
@@ -282,8 +309,34 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
             fr.append(clock.elapsed() / tc.time_s)
         return min(1.0, max(fr) if fr else 0.0)
 
+    def take_snapshot() -> None:
+        """The last good state, to roll back to when the loss turns NaN or infinite."""
+        nonlocal snapshot, nan_failures
+        snapshot = (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()), task.state_dict())
+        nan_failures = 0
+
+    def restore_snapshot() -> None:
+        model.load_state_dict(snapshot[0])
+        optimizer.load_state_dict(snapshot[1])
+        task.load_state_dict(snapshot[2])
+
+    def after_out_of_memory(error: BaseException) -> Iterator[Event]:
+        """Retry at half the batch (one process), or stop saying what would fit."""
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        b, t = tc.batch_size, tc.seq_len
+        shrink = getattr(task, "shrink_batch", None)
+        smaller = shrink() if shrink is not None and not dist.enabled else None
+        where = "GPU memory" if device.type == "cuda" else "memory"
+        if smaller is None:
+            raise CharnnError(f"Out of {where} at --batch-size {b} --seq-len {t}; try --batch-size "
+                              f"{max(1, b // 2)}, a shorter --seq-len or a smaller --hidden.")
+        if main:
+            yield Notice(f"Out of {where} at --batch-size {b} --seq-len {t}: retrying automatically at "
+                         f"--batch-size {smaller}.")
+
     def run_eval(final: bool) -> Iterator[Event]:
-        nonlocal best, bad_evals, snapshot, paused
+        nonlocal best, bad_evals, paused
         t0 = time.perf_counter()
         val_loss, val_bpc = task.evaluate(model, FINAL_EVAL_TOKENS if final else tc.eval_tokens)
         improved = val_bpc < best - 1e-6
@@ -299,52 +352,67 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
                        improved=improved, train_bpc=train_bpc, final=final)
             if tc.sample_length and not sample_steps and not final:
                 yield Sample(step=step, text=task.sample(model, step, tc.sample_length, tc.seed), val_bpc=val_bpc)
-        snapshot = (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()), task.state_dict())
+        take_snapshot()
         yield from save(["last", "best"] if improved else ["last"])
         paused += time.perf_counter() - t0
 
+    take_snapshot()
     try:
         while True:
             # budgets
             if max_steps and step >= max_steps:
                 break
-            if tc.time_s and clock.elapsed() >= tc.time_s:
+            # decided together, so that every rank leaves the loop at the same step
+            time_up, stopping = distributed.any_ranks(
+                [bool(tc.time_s and clock.elapsed() >= tc.time_s), bool(stop and stop.is_set())], dist, device)
+            if time_up:
                 break
-            if distributed.any_rank(bool(stop and stop.is_set()), dist, device):
+            if stopping:
                 reason = "stopped"
                 break
 
             lr = lr_at(step, progress(), tc) * lr_scale
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            if autocast is not None:
-                with autocast:
+            try:
+                if autocast is not None:
+                    with autocast:
+                        loss = task.train_loss(train_model, step)
+                else:
                     loss = task.train_loss(train_model, step)
-            else:
-                loss = task.train_loss(train_model, step)
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                nan_failures += 1
+                # the mean over ranks: what is reported, and NaN on one rank stops all of them
+                loss_value = distributed.mean(float(loss.detach()), dist, device)
+                finite = math.isfinite(loss_value)
                 optimizer.zero_grad(set_to_none=True)
-                if nan_failures > MAX_NAN_RETRIES or snapshot is None:
-                    if main:
-                        yield Notice(f"Loss became {loss_value} at step {step + 1} and did not recover; "
-                                     f"stopping with the last good checkpoint.")
+                if finite:
+                    loss.backward()
+                    if tc.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                    optimizer.step()
+            except Exception as e:  # noqa: BLE001 - only out-of-memory is handled; the rest re-raised
+                if not memory.is_out_of_memory(e):
+                    raise
+                loss = None
+                optimizer.zero_grad(set_to_none=True)
+                yield from after_out_of_memory(e)
+                continue
+            if not finite:
+                nan_failures += 1
+                loss = None
+                restore_snapshot()
+                if nan_failures > MAX_NAN_RETRIES:
                     reason = "failed"
+                    yield from save(["last"])
+                    if main:
+                        yield Error(f"Loss became {loss_value} at step {step + 1} again after {MAX_NAN_RETRIES} "
+                                    f"rollbacks; stopped with the last good state saved in "
+                                    f"{run_dir / 'last.pt'}; try a lower --lr.")
                     break
-                model.load_state_dict(snapshot[0])
-                optimizer.load_state_dict(snapshot[1])
-                task.load_state_dict(snapshot[2])
                 lr_scale *= 0.5
                 if main:
                     yield Notice(f"Loss became {loss_value} at step {step + 1}: rolled back to the last "
                                  f"good state and halved the learning rate (x{lr_scale:g}).")
                 continue
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if tc.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            optimizer.step()
             step += 1
             tokens_seen += task.tokens_per_step
             history["train_loss"].append(loss_value)
@@ -371,7 +439,9 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
                 last_emit = now
                 window_loss, window_steps, window_tokens, window_t0, paused = 0.0, 0, 0, now, 0.0
 
-            due = (eval_steps and step % eval_steps == 0) or (eval_secs and now - last_eval_t >= eval_secs)
+            due = bool(eval_steps and step % eval_steps == 0)
+            if eval_secs:  # wall clocks differ between ranks; rank 0's decision holds for all
+                due = distributed.any_ranks([bool(now - last_eval_t >= eval_secs and main)], dist, device)[0]
             if due:
                 yield from run_eval(final=False)
                 last_eval_t = clock.elapsed()
@@ -388,6 +458,8 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
 
     total = clock.elapsed()
     if reason != "failed":
+        if reason in ("stopped", "interrupted") and step > start_step:
+            yield from save(["last"])  # resumable at once, even if the final evaluation is cut short
         if step > start_step or not history["eval"]:
             yield from run_eval(final=True)
         else:
