@@ -268,6 +268,8 @@ def cmd_generate(args) -> int:
 def cmd_eval(args) -> int:
     from charnn.evaluate import evaluate_file
 
+    if args.max_tokens < 0:
+        raise CharnnError("--max-tokens must be 0 (the whole text) or more.")
     result = evaluate_file(args.checkpoint, args.text, device=args.device, encoding=args.encoding,
                            errors=args.errors, max_tokens=args.max_tokens)
     if args.json:

@@ -69,6 +69,7 @@ def validate_settings(s: RunSettings) -> None:
         (1 <= t.seq_len <= 65536, "--seq-len must be between 1 and 65536."),
         (0.0 < t.lr <= 10.0 and math.isfinite(t.lr), "--lr must be a positive number no larger than 10."),
         (t.steps >= 0, "--steps must be 0 or more."),
+        (t.warmup_steps >= 0, "--warmup must be 0 or more."),
         (t.time_s >= 0 and math.isfinite(t.time_s), "--time must be 0 or more."),
         (t.epochs >= 0, "--epochs must be 0 or more."),
         (0.0 < t.val_fraction < 1.0, "--val-fraction must be between 0 and 1."),
