@@ -330,8 +330,9 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
         smaller = shrink() if shrink is not None and not dist.enabled else None
         where = "GPU memory" if device.type == "cuda" else "memory"
         if smaller is None:
-            raise CharnnError(f"Out of {where} at --batch-size {b} --seq-len {t}; try --batch-size "
-                              f"{max(1, b // 2)}, a shorter --seq-len or a smaller --hidden.")
+            fits = f"--batch-size {b // 2}" if b > 1 else f"--seq-len {max(1, t // 2)}"
+            raise CharnnError(f"Out of {where} at --batch-size {b} --seq-len {t}; try {fits} or a smaller "
+                              f"--hidden.")
         if main:
             yield Notice(f"Out of {where} at --batch-size {b} --seq-len {t}: retrying automatically at "
                          f"--batch-size {smaller}.")
