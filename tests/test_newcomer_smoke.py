@@ -113,7 +113,7 @@ esac
 
 
 def _args(**kw) -> Namespace:
-    return Namespace(**{"timeout": 10.0, "train_cutoff": 0.5, "say": "hello", **kw})
+    return Namespace(**{"timeout": 10.0, "train_cutoff": 0.5, "stop_timeout": 10.0, "say": "hello", **kw})
 
 
 def test_plain_command_passes_on_exit_zero_with_output(fake_charnn, tmp_path):
