@@ -1,0 +1,77 @@
+"""The models on disk as the screens show them: runs (newest first), then built-in models."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from charnn.report import fmt_count
+
+
+def run_checkpoint(run: dict) -> Path | None:
+    d = Path(run["path"])
+    for name in ("best.pt", "last.pt"):
+        if (d / name).is_file():
+            return d / name
+    return None
+
+
+def fmt_date(ts: float | None, short: bool = False) -> str:
+    if not ts:
+        return "–"
+    return time.strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def model_choices(kind: str) -> list[tuple[str, str]]:
+    """(label, checkpoint path) for every model of ``kind`` ("lm" or "chat") on disk."""
+    from charnn.training.checkpoint import bundled_models, list_runs
+
+    out = []
+    for run in list_runs():
+        if run.get("mode", "lm") != kind:
+            continue
+        ck = run_checkpoint(run)
+        if ck is None:
+            continue
+        best = f"{run['best_val_bpc']:.3f} bpc" if run.get("best_val_bpc") else "not evaluated"
+        size = f"{run.get('layers', '?')}×{run.get('hidden', '?')}"
+        out.append((f"{run['name']}  ·  {size} {run.get('tokenizer', '')}  ·  step {run.get('step', 0):,}  ·  "
+                    f"{best}", str(ck)))
+    for p in bundled_models(kind):
+        out.append((f"{p.stem}  ·  built-in", str(p)))
+    return out
+
+
+def latest_checkpoint(kind: str) -> tuple[str, float] | None:
+    """The checkpoint a screen opens by default, with its modification time (to notice updates)."""
+    from charnn.errors import CharnnError
+    from charnn.training.checkpoint import resolve_checkpoint
+
+    try:
+        path = resolve_checkpoint(None, kind)
+    except CharnnError:
+        return None
+    try:
+        return str(path), os.path.getmtime(path)
+    except OSError:
+        return None
+
+
+def describe_loaded(loaded) -> str:
+    """One line about a loaded model: name, file, tokens, size, step, best val bpc."""
+    ck = loaded.checkpoint
+    cfg = ck.get("model_config", {}) or {}
+    name = ck.get("run_name") or Path(loaded.path).parent.name
+    tok = getattr(loaded.tokenizer, "kind", "?")
+    params = sum(p.numel() for p in loaded.model.parameters())
+    parts = [f"{name}/{Path(loaded.path).name}", f"{tok} {loaded.tokenizer.vocab_size}"]
+    if cfg.get("layers"):
+        parts.append(f"{cfg.get('layers')}×{cfg.get('hidden')} {cfg.get('cell', '')}".strip())
+    parts.append(f"{fmt_count(params)} params")
+    if ck.get("step") is not None:
+        parts.append(f"step {ck['step']:,}")
+    best = ck.get("best_val_bpc")
+    if isinstance(best, float) and best < float("inf"):
+        parts.append(f"val {best:.3f} bpc")
+    return " · ".join(parts)

@@ -1,0 +1,103 @@
+"""What the TUI knows about a training run, folded from its events (no UI code here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from charnn.training.events import Checkpoint, Done, Error, Eval, Event, Notice, Sample, Start, Step
+
+DONE_WORDS = {
+    "budget": "finished",
+    "stopped": "stopped",
+    "early-stop": "stopped early",
+    "interrupted": "interrupted",
+    "failed": "failed",
+}
+
+
+@dataclass
+class RunState:
+    status: str = "idle"  # idle | starting | training | paused | stopping | evaluating | done | failed
+    run_name: str = ""
+    run_dir: str = ""
+    device: str = ""
+    mode: str = "lm"
+    parameters: int = 0
+    tokenizer: str = ""
+    vocab_size: int = 0
+    budget: str = ""
+    layers: int = 0
+    hidden: int = 0
+    cell: str = ""
+    step: int = 0
+    epoch: float = 0.0
+    train_bpc: float | None = None
+    val_bpc: float | None = None
+    best_val_bpc: float | None = None
+    tokens_per_s: float = 0.0
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    progress: float = 0.0
+    lr: float = 0.0
+    tokens: int = 0
+    last_checkpoint: str = ""
+    done_reason: str = ""
+    samples: int = 0
+    following: bool = False  # watching a run this TUI cannot control
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("starting", "training", "paused", "stopping")
+
+    def apply(self, e: Event) -> None:
+        if isinstance(e, Start):
+            self.run_name, self.run_dir, self.device, self.mode = e.run_name, e.run_dir, e.device, e.mode
+            self.parameters, self.tokenizer, self.vocab_size, self.budget = (
+                e.parameters, e.tokenizer, e.vocab_size, e.budget)
+            model = e.settings.get("model", {}) if isinstance(e.settings, dict) else {}
+            self.layers, self.hidden, self.cell = model.get("layers", 0), model.get("hidden", 0), model.get("cell", "")
+            self.step = e.resumed_step
+            self.done_reason = ""
+            if self.status not in ("paused", "stopping"):
+                self.status = "training"
+        elif isinstance(e, Step):
+            self.step, self.epoch, self.train_bpc, self.lr = e.step, e.epoch, e.bpc, e.lr
+            self.tokens_per_s, self.elapsed_s, self.eta_s = e.tokens_per_s, e.elapsed_s, e.eta_s
+            self.progress, self.tokens = e.progress, e.tokens
+            if self.status == "starting":
+                self.status = "training"
+        elif isinstance(e, Eval):
+            self.val_bpc, self.best_val_bpc = e.val_bpc, e.best_val_bpc
+            self.step = max(self.step, e.step)
+            if e.train_bpc is not None and self.train_bpc is None:
+                self.train_bpc = e.train_bpc
+        elif isinstance(e, Sample):
+            self.samples += 1
+        elif isinstance(e, Checkpoint):
+            self.last_checkpoint = e.path
+        elif isinstance(e, Notice):
+            self.notices.append(e.message)
+        elif isinstance(e, Done):
+            self.status = "failed" if e.reason == "failed" else "done"
+            self.done_reason = e.reason
+            self.step = e.step
+            self.elapsed_s = e.elapsed_s
+            self.eta_s = None
+            if e.best_val_bpc is not None:
+                self.best_val_bpc = e.best_val_bpc
+            if e.reason == "budget":
+                self.progress = 1.0
+        elif isinstance(e, Error):
+            self.status = "failed"
+            self.done_reason = "error"
+
+    @property
+    def status_text(self) -> str:
+        if self.status == "done":
+            return DONE_WORDS.get(self.done_reason, self.done_reason or "done")
+        if self.status == "failed":
+            return "failed"
+        if self.status == "training" and self.following:
+            return "training (watching)"
+        return self.status

@@ -1,0 +1,1 @@
+"""The app's four screens (Train, Generate, Chat, Models) and its dialogs."""

@@ -1,0 +1,281 @@
+"""Chat: talk to a seq2seq chat model; the reply streams in, the context it reads is on show.
+
+Until a chat model exists, the screen says how to train one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Input, Static
+from textual.worker import get_current_worker
+
+from charnn.errors import CharnnError
+from charnn.tui.catalog import describe_loaded, latest_checkpoint, model_choices
+from charnn.tui.screens.dialogs import ModelPicker
+from charnn.tui.screens.generate import MAX_TEMP, TEMP_STEP, cpu_threads_for_ui
+from charnn.tui.widgets.mode_bar import ModeBar
+
+FLUSH_S = 0.04
+MAX_CONTEXT = 16
+TEMP = Binding.Group("Temp", compact=True)
+CONTEXT = Binding.Group("Context", compact=True)
+HOW_TO_TRAIN = """[b]No chat model yet.[/b]
+
+A chat model is an encoder–decoder that reads the last few turns of a conversation and writes the next one. \
+Train one from a dialogue corpus (see [b]charnn corpora[/b]), for example in a shell:
+
+    [b]charnn train --mode chat CORPUS[/b]
+
+or here: on the Train screen (F1) choose the corpus and put [b]--mode chat[/b] in Extra flags. \
+When it has saved a checkpoint, come back to this screen (F3)."""
+
+
+class ChatMessage(Static):
+    """One turn: who said it, and the text (never parsed as markup)."""
+
+    def __init__(self, who: str, text: str = ""):
+        super().__init__(classes=f"chat-message chat-{who}")
+        self.who = who
+        self.text = text
+        self.label = "you  " if who == "user" else "model  "
+
+    def on_mount(self) -> None:
+        self._show()
+
+    def append(self, piece: str) -> None:
+        self.text += piece
+        self._show()
+
+    def _show(self) -> None:
+        self.update(Text.assemble((self.label, "bold dim"), self.text or "…"))
+
+
+class ChatScreen(Screen):
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    BINDINGS = [
+        Binding("minus", "temp(-1)", "Temp", key_display="-", group=TEMP),
+        Binding("plus,equals_sign", "temp(1)", "Temp", key_display="+", group=TEMP),
+        Binding("left_square_bracket", "context(-1)", "Context", key_display="[", group=CONTEXT),
+        Binding("right_square_bracket", "context(1)", "Context", key_display="]", group=CONTEXT),
+        Binding("r", "reset", "Reset"),
+        Binding("m", "pick_model", "Model"),
+        Binding("i", "focus_input", "Type"),
+        Binding("escape", "leave_input", "Keys"),
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self.session = None
+        self.model_key: tuple[str, float] | None = None
+        self.explicit = False
+        self.replying = False
+        self.temperature = 0.8
+
+    def compose(self) -> ComposeResult:
+        yield ModeBar("chat")
+        with ContentSwitcher(initial="chat-empty", id="chat-switcher"):
+            yield Static(HOW_TO_TRAIN, id="chat-empty")
+            with Vertical(id="chat-main"):
+                yield Static("", id="chat-model", markup=False)
+                yield Static("", id="chat-settings")
+                with Horizontal(id="chat-body"):
+                    yield VerticalScroll(id="conversation")
+                    yield Static("", id="context-panel")
+                yield Static("", id="context-line")
+                yield Input(placeholder="say something · Enter sends · Esc for keys", id="chat-input")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#context-panel").border_title = "context the model reads"
+
+    def on_screen_resume(self) -> None:
+        try:
+            import charnn.chat  # noqa: F401
+        except ImportError:
+            self.query_one("#chat-empty", Static).update(HOW_TO_TRAIN + "\n\n(This build of charnn has no chat support.)")
+            return
+        if not self.explicit:
+            latest = latest_checkpoint("chat")
+            if latest is not None and latest != self.model_key:
+                self.open_model(latest[0], explicit=False)
+        if self.session is not None:
+            self.query_one("#chat-input", Input).focus()
+
+    # -- model ------------------------------------------------------------------------
+    def open_model(self, path: str, explicit: bool = True) -> None:
+        self.explicit = self.explicit or explicit
+        try:
+            mtime = os.path.getmtime(path)
+        except OSError:
+            mtime = 0.0
+        self.model_key = (path, mtime)
+        self.query_one(ContentSwitcher).current = "chat-main"
+        self.query_one("#chat-model", Static).update(f"model  loading {path}…")
+        self._load(path)
+
+    @work(thread=True, exclusive=True, group="load")
+    def _load(self, path: str) -> None:
+        try:
+            import torch
+
+            torch.set_num_threads(cpu_threads_for_ui())
+            from charnn.chat import ChatSession
+            from charnn.models.loading import load_model
+
+            loaded = load_model(path, "chat", "auto")
+            session = ChatSession(loaded, temperature=self.temperature)
+        except CharnnError as e:
+            self.app.call_from_thread(self._load_failed, str(e))
+            return
+        except Exception as e:  # noqa: BLE001 - shown, never a crash
+            self.app.call_from_thread(self._load_failed, f"{path} could not be loaded ({type(e).__name__}: {e}).")
+            return
+        self.app.call_from_thread(self._loaded, session)
+
+    def _loaded(self, session) -> None:
+        self.session = session
+        self.query_one("#chat-model", Static).update(f"model  {describe_loaded(session.loaded)}")
+        self.query_one("#conversation").remove_children()
+        self._show_settings()
+        if self.app.screen is self:
+            self.query_one("#chat-input", Input).focus()
+
+    def _load_failed(self, message: str) -> None:
+        self.session = None
+        self.model_key = None
+        self.query_one(ContentSwitcher).current = "chat-empty"
+        self.notify(message, title="Chat model", severity="error", timeout=10)
+
+    def action_pick_model(self) -> None:
+        def picked(path: str | None) -> None:
+            if path:
+                self.open_model(path)
+
+        self.app.push_screen(ModelPicker(model_choices("chat"), "Chat with which model?"), picked)
+
+    # -- settings ---------------------------------------------------------------------
+    def _show_settings(self) -> None:
+        s = self.session
+        if s is None:
+            return
+        self.query_one("#chat-settings", Static).update(
+            f"[b]temp {s.temperature:.2f}[/b] [dim](-/+)[/dim] · [b]context {s.context_turns} turns[/b] "
+            f"[dim](\\[/])[/dim] · reply ≤ {s.max_length} tokens"
+        )
+        turns = s.context_in_use()
+        lines = Text()
+        for i, turn in enumerate(turns):
+            lines.append(("you: " if (len(turns) - i) % 2 == 0 else "model: "), style="dim")
+            lines.append(turn + "\n")
+        lines.append("+ your next message", style="italic dim")
+        self.query_one("#context-panel", Static).update(lines)
+        short = " · ".join(f"“{t[:24]}”" for t in turns) or "only your next message"
+        self.query_one("#context-line", Static).update(Text(f"context: {short}", style="dim", no_wrap=True,
+                                                            overflow="ellipsis"))
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        typing = isinstance(self.focused, Input)
+        if action in ("temp", "context", "reset", "focus_input"):
+            return self.session is not None and not typing
+        if action == "leave_input":
+            return typing
+        if action == "pick_model":
+            return not typing
+        return True
+
+    def on_descendant_focus(self) -> None:
+        self.refresh_bindings()
+
+    def on_descendant_blur(self) -> None:
+        self.refresh_bindings()
+
+    def action_temp(self, direction: int) -> None:
+        if self.session is None:
+            return
+        self.temperature = round(min(MAX_TEMP, max(0.0, self.session.temperature + direction * TEMP_STEP)), 2)
+        self.session.temperature = self.temperature
+        self._show_settings()
+
+    def action_context(self, direction: int) -> None:
+        if self.session is None:
+            return
+        self.session.context_turns = min(MAX_CONTEXT, max(1, self.session.context_turns + direction))
+        self._show_settings()
+
+    def action_reset(self) -> None:
+        if self.session is None:
+            return
+        self.workers.cancel_group(self, "reply")
+        self.session.reset()
+        self.query_one("#conversation").remove_children()
+        self.replying = False
+        self._show_settings()
+        self.notify("Conversation cleared.")
+
+    def action_focus_input(self) -> None:
+        self.query_one("#chat-input", Input).focus()
+
+    def action_leave_input(self) -> None:
+        self.query_one("#conversation").focus()
+
+    # -- talking ----------------------------------------------------------------------
+    @on(Input.Submitted, "#chat-input")
+    def _send(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text or self.session is None:
+            return
+        if self.replying:
+            self.notify("The model is still replying.", severity="warning")
+            return
+        event.input.value = ""
+        conversation = self.query_one("#conversation", VerticalScroll)
+        conversation.mount(ChatMessage("user", text))
+        bubble = ChatMessage("model")
+        conversation.mount(bubble)
+        conversation.scroll_end(animate=False)
+        self.replying = True
+        self._reply(self.session, text, bubble)
+
+    @work(thread=True, exclusive=True, group="reply")
+    def _reply(self, session, text: str, bubble: ChatMessage) -> None:
+        worker = get_current_worker()
+        pending, last = "", time.monotonic()
+        try:
+            stream = session.reply_stream(text)
+            for piece in stream:
+                pending += piece
+                if worker.is_cancelled:
+                    stream.close()
+                    return
+                if time.monotonic() - last >= FLUSH_S:
+                    self.app.call_from_thread(self._append, bubble, pending)
+                    pending, last = "", time.monotonic()
+        except CharnnError as e:
+            self.app.call_from_thread(self.notify, str(e), title="Chat", severity="error", timeout=10)
+        except Exception as e:  # noqa: BLE001 - shown, never a crash
+            self.app.call_from_thread(self.notify, f"The reply failed: {type(e).__name__}: {e}",
+                                      title="Chat", severity="error", timeout=10)
+        finally:
+            if not worker.is_cancelled:
+                self.app.call_from_thread(self._replied, bubble, pending)
+
+    def _append(self, bubble: ChatMessage, text: str) -> None:
+        bubble.append(text)
+        self.query_one("#conversation", VerticalScroll).scroll_end(animate=False)
+
+    def _replied(self, bubble: ChatMessage, rest: str) -> None:
+        if rest:
+            bubble.append(rest)
+        if not bubble.text:
+            bubble.append("(no reply)")
+        self.replying = False
+        self._show_settings()
+        self.query_one("#conversation", VerticalScroll).scroll_end(animate=False)
