@@ -88,6 +88,7 @@ def default_start(tokenizer: Tokenizer) -> list[int]:
 
 
 PREFILL_WINDOW = 4096  # prompt tokens per forward pass
+SHORT_PROMPT = 32  # prompts up to this long go token by token (no per-call RNN set-up cost)
 
 
 def generate_ids(
@@ -104,17 +105,25 @@ def generate_ids(
     """Token ids after ``start`` (which must be non-empty), one per step."""
     import torch
 
+    stepper = getattr(model, "step", None)
     with torch.inference_mode():
         x = torch.tensor([start], dtype=torch.long, device=device)
-        # a long prompt is read in windows, so memory stays bounded whatever its length
-        for i in range(0, x.size(1), PREFILL_WINDOW):
-            logits, _, state = model(x[:, i : i + PREFILL_WINDOW], state=state)
-        last = logits[:, -1, :]
+        if stepper is not None and x.size(1) <= SHORT_PROMPT:
+            for i in range(x.size(1)):
+                last, state = stepper(x[:, i], state)
+        else:
+            # a long prompt is read in windows, so memory stays bounded whatever its length
+            for i in range(0, x.size(1), PREFILL_WINDOW):
+                logits, _, state = model(x[:, i : i + PREFILL_WINDOW], state=state)
+            last = logits[:, -1, :]
         for _ in range(length):
             tok = next_token(last, temperature, top_k, top_p, generator)
             yield int(tok.item())
-            logits, _, state = model(tok.view(1, 1), state=state)
-            last = logits[:, -1, :]
+            if stepper is not None:
+                last, state = stepper(tok.view(1), state)
+            else:
+                logits, _, state = model(tok.view(1, 1), state=state)
+                last = logits[:, -1, :]
 
 
 def stream_text(ids: Iterator[int], tokenizer: Tokenizer) -> Iterator[str]:

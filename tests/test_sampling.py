@@ -90,3 +90,22 @@ def test_sampling_distribution_matches_softmax():
     draws = torch.stack([next_token(logits, 1.0, generator=g) for _ in range(4000)]).flatten()
     freq = torch.bincount(draws, minlength=3).float() / 4000
     assert torch.allclose(freq, torch.tensor([0.7, 0.2, 0.1]), atol=0.03)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_fast_single_token_step_matches_the_full_forward(cell):
+    torch.manual_seed(0)
+    model = RNNLanguageModel(ModelConfig(vocab_size=11, layers=2, hidden=16, cell=cell)).eval()
+    ids = torch.randint(0, 11, (3, 7))
+    full, _, full_state = model(ids)
+    state, logits = None, []
+    with torch.no_grad():
+        for i in range(ids.size(1)):
+            step_logits, state = model.step(ids[:, i], state)
+            logits.append(step_logits)
+    assert torch.allclose(torch.stack(logits, dim=1), full, atol=1e-5)
+    if cell == "lstm":
+        assert torch.allclose(state[0], full_state[0], atol=1e-5)
+        assert torch.allclose(state[1], full_state[1], atol=1e-5)
+    else:
+        assert torch.allclose(state, full_state, atol=1e-5)

@@ -74,6 +74,35 @@ class RNNLanguageModel(nn.Module):
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1))
         return logits, loss, state
 
+    def step(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """One token per stream (shape ``(B,)``) -> next-token logits ``(B, V)`` and the new state.
+
+        Same result as ``forward`` on a length-1 sequence, but through the ATen cell
+        kernels: CPU's oneDNN RNN path costs milliseconds per call at sequence length 1.
+        """
+        cfg = self.config
+        x = self.embed(tokens)
+        b = tokens.size(0)
+        if state is None:
+            zeros = x.new_zeros(cfg.layers, b, cfg.hidden)
+            state = (zeros, zeros.clone()) if cfg.cell == "lstm" else zeros
+        hs, cs = [], []
+        flat = self.rnn._flat_weights  # [w_ih, w_hh, b_ih, b_hh] per layer
+        for layer in range(cfg.layers):
+            weights = flat[4 * layer : 4 * layer + 4]
+            if cfg.cell == "lstm":
+                h, c = torch.lstm_cell(x, (state[0][layer], state[1][layer]), *weights)
+                cs.append(c)
+            elif cfg.cell == "gru":
+                h = torch.gru_cell(x, state[layer], *weights)
+            else:
+                h = torch.rnn_tanh_cell(x, state[layer], *weights)
+            hs.append(h)
+            x = self.drop(h) if layer < cfg.layers - 1 and self.rnn.dropout else h
+        logits = self.head(self.drop(x))
+        new_state: State = (torch.stack(hs), torch.stack(cs)) if cfg.cell == "lstm" else torch.stack(hs)
+        return logits, new_state
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
