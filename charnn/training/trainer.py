@@ -337,10 +337,11 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
             yield Notice(f"Out of {where} at --batch-size {b} --seq-len {t}: retrying automatically at "
                          f"--batch-size {smaller}.")
 
-    def run_eval(final: bool) -> Iterator[Event]:
+    def run_eval(final: bool, quick: bool = False) -> Iterator[Event]:
         nonlocal best, bad_evals, paused
         t0 = time.perf_counter()
-        val_loss, val_bpc = task.evaluate(model, FINAL_EVAL_TOKENS if final else tc.eval_tokens)
+        # a user who stopped the run wants it back now: a short evaluation, not the full one
+        val_loss, val_bpc = task.evaluate(model, FINAL_EVAL_TOKENS if final and not quick else tc.eval_tokens)
         improved = val_bpc < best - 1e-6
         if improved:
             best, bad_evals = val_bpc, 0
@@ -463,7 +464,7 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
         if reason in ("stopped", "interrupted") and step > start_step:
             yield from save(["last"])  # resumable at once, even if the final evaluation is cut short
         if step > start_step or not history["eval"]:
-            yield from run_eval(final=True)
+            yield from run_eval(final=True, quick=reason in ("stopped", "interrupted"))
         else:
             yield from save(["last"])
     trained = max(total - elapsed0, 1e-9)
