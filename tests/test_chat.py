@@ -1,0 +1,196 @@
+"""Chat end to end: training through the shared trainer, decoding, the session, the REPL, eval, checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+
+import pytest
+import torch
+
+from charnn.chat import ChatSession, RepetitionGuard, generate_reply
+from charnn.cli import main
+from charnn.errors import CharnnError
+from charnn.models.loading import load_model
+from tests.test_seq2seq import write_synthetic
+
+CHAT_ARGS = ["--mode", "chat", "--layers", "1", "--hidden", "64", "--batch-size", "16", "--seq-len", "32",
+             "--threads", "1", "--sample-length", "20", "--lr", "1e-2", "--warmup", "10"]
+
+
+@pytest.fixture(scope="module")
+def chat_run(tmp_path_factory):
+    """A tiny chat model trained on dialogues where the last reply repeats the first turn."""
+    root = tmp_path_factory.mktemp("chat")
+    corpus = write_synthetic(root / "likes.txt", n=300)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CHARNN_HOME", str(root / "home"))
+        err = io.StringIO()
+        mp.setattr("sys.stderr", err)
+        code = main(["train", str(corpus), *CHAT_ARGS, "--steps", "300", "--eval-every", "150",
+                     "--out", str(root / "run")])
+    assert code == 0, err.getvalue()
+    return {"corpus": corpus, "run": root / "run", "log": err.getvalue(), "ckpt": root / "run" / "best.pt"}
+
+
+@pytest.fixture(scope="module")
+def loaded(chat_run):
+    return load_model(str(chat_run["ckpt"]), "chat", "cpu")
+
+
+def test_chat_training_reports_progress_and_samples_a_reply_to_a_held_out_context(chat_run):
+    log = chat_run["log"]
+    assert "| chat |" in log and "conversations:" in log and "padding" in log
+    assert "sample at step 150" in log and " -> " in log
+    assert "done (budget) at step 300" in log
+    info = json.loads((chat_run["run"] / "run.json").read_text())
+    assert info["mode"] == "chat" and info["step"] == 300
+
+
+def test_chat_checkpoint_round_trips(chat_run, loaded):
+    again = load_model(str(chat_run["run"]), "chat", "cpu")
+    assert loaded.kind == "chat" and loaded.model.config.to_dict() == loaded.checkpoint["model_config"]
+    assert loaded.tokenizer.to_state() == again.tokenizer.to_state()
+    ctx, lengths, rin = torch.tensor([[5, 6, 3]]), torch.tensor([3]), torch.tensor([[1, 7, 8]])
+    with torch.no_grad():
+        assert torch.equal(loaded.model(ctx, lengths, rin)[0], again.model(ctx, lengths, rin)[0])
+
+
+def test_resumed_chat_training_matches_an_uninterrupted_run(tmp_path, capsys):
+    corpus = write_synthetic(tmp_path / "d.txt", n=60)
+    common = [str(corpus), *CHAT_ARGS, "--eval-every", "1000"]
+    assert main(["train", *common, "--steps", "8", "--out", str(tmp_path / "straight")]) == 0
+    assert main(["train", *common, "--steps", "4", "--out", str(tmp_path / "split")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "split"), "--steps", "8"]) == 0
+    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "split" / "last.pt", weights_only=True)
+    assert a["history"]["train_loss"] == pytest.approx(b["history"]["train_loss"], rel=1e-5)
+    for name, tensor in a["model"].items():
+        assert torch.allclose(tensor, b["model"][name], atol=1e-6), name
+
+
+def test_generate_on_a_chat_checkpoint_says_it_is_the_wrong_kind(chat_run, capsys):
+    assert main(["generate", "-c", str(chat_run["ckpt"]), "--length", "5"]) == 2
+    assert "is a chat model, not a language model; use it with charnn chat" in capsys.readouterr().err
+
+
+def test_replies_depend_on_what_was_said_before(loaded):
+    answers = {}
+    for thing in ("cats", "hats", "figs"):
+        session = ChatSession(loaded, temperature=0.0, max_length=20)
+        session.reply(f"{thing} please")
+        answers[thing] = session.reply("what?")
+    assert answers == {"cats": "cats", "hats": "hats", "figs": "figs"}
+
+
+def test_beam_of_one_is_greedy(loaded):
+    model, tok = loaded.model, loaded.tokenizer
+    for turns in (["dogs please", "ok", "what?"], ["what"], [], ["please", "ok ok ok"]):
+        greedy = "".join(generate_reply(model, tok, turns, temperature=0.0, max_length=30))
+        assert "".join(generate_reply(model, tok, turns, beam=1, max_length=30)) == greedy
+
+
+def test_beam_agrees_with_greedy_on_a_peaked_model(loaded):
+    model = copy.deepcopy(loaded.model)
+    with torch.no_grad():
+        model.head.weight.mul_(30.0)
+        model.head.bias.mul_(30.0)
+    tok = loaded.tokenizer
+    for turns in (["eggs please", "ok", "what?"], ["boats please"], ["zzz"]):
+        greedy = "".join(generate_reply(model, tok, turns, temperature=0.0, max_length=25, repetition_guard=False))
+        beam = "".join(generate_reply(model, tok, turns, beam=4, max_length=25, repetition_guard=False))
+        assert beam == greedy
+
+
+def test_replies_stop_at_the_end_token_and_at_the_maximum_length(loaded):
+    model, tok = copy.deepcopy(loaded.model), loaded.tokenizer
+    cfg = model.config
+    with torch.no_grad():
+        model.head.bias.zero_()
+        model.head.weight.zero_()
+        model.head.bias[cfg.eos_id] = 50.0
+    assert "".join(generate_reply(model, tok, ["hi"], temperature=1.0)) == ""
+    assert "".join(generate_reply(model, tok, ["hi"], beam=3)) == ""
+    with torch.no_grad():
+        model.head.bias[cfg.eos_id] = 0.0
+        model.head.bias[tok.encode("a")[0]] = 50.0
+    reply = "".join(generate_reply(model, tok, ["hi"], temperature=0.0, max_length=7, repetition_guard=False))
+    assert reply == "aaaaaaa"
+    assert len("".join(generate_reply(model, tok, ["hi"], beam=2, max_length=7, repetition_guard=False))) == 7
+
+
+def test_the_repetition_guard_bans_a_repeated_run_of_tokens(loaded):
+    guard = RepetitionGuard(3)
+    for t in (1, 2, 3, 1, 2):
+        guard.add(t)
+    assert guard.banned() == {3}
+    model, tok = copy.deepcopy(loaded.model), loaded.tokenizer
+    with torch.no_grad():
+        model.head.bias.zero_()
+        model.head.weight.zero_()
+        model.head.bias[tok.encode("a")[0]] = 50.0
+        model.head.bias[tok.encode("b")[0]] = 40.0
+    reply = "".join(generate_reply(model, tok, ["hi"], temperature=0.0, max_length=40))
+    assert "a" * 25 not in reply and reply.startswith("a" * 24 + "b")  # 24 characters may not repeat
+
+
+def test_sampling_is_reproducible_with_a_seed(loaded):
+    def talk(seed):
+        session = ChatSession(loaded, temperature=1.5, seed=seed, max_length=30)
+        return [session.reply("dogs please"), session.reply("hmm")]
+
+    assert talk(3) == talk(3)
+    assert any(talk(s) != talk(3) for s in (4, 5, 6))
+
+
+def test_session_keeps_history_streams_and_resets(loaded):
+    session = ChatSession(loaded, temperature=0.0, max_length=20)
+    assert session.context_turns == loaded.model.config.context_turns == 3
+    pieces = list(session.reply_stream("goats please"))
+    assert session.history == ["goats please", "".join(pieces)]
+    session.reply("what?")
+    assert len(session.history) == 4
+    assert session.context_in_use() == session.history[-2:]
+    session.context_turns = 1
+    assert session.context_in_use() == []
+    session.reset()
+    assert session.history == [] and session.context_in_use() == []
+    with pytest.raises(CharnnError, match="--temp"):
+        ChatSession(loaded, temperature=-1)
+
+
+def test_a_reply_cut_off_by_its_reader_is_still_recorded(loaded):
+    session = ChatSession(loaded, temperature=1.0, seed=0, max_length=20)
+    stream = session.reply_stream("cats please")
+    first = next(stream)
+    stream.close()
+    assert session.history == ["cats please", first.strip()]
+
+
+def test_repl_reads_piped_lines_and_commands(chat_run, monkeypatch, capsys):
+    lines = "figs please\n/temp 0\n/context 3\nwhat?\n/beam 2\n/context x\n/reset\n/bogus\nhi\n/quit\nnever\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+    assert main(["chat", "-c", str(chat_run["ckpt"]), "--seed", "1", "--max-length", "20"]) == 0
+    out, err = capsys.readouterr()
+    replies = out.splitlines()
+    assert len(replies) == 3 and replies[1] == "figs"
+    assert "(temperature 0)" in err and "(beam search, 2 beams)" in err and "(conversation cleared)" in err
+    assert "/context needs a number" in err and "unknown command /bogus" in err
+
+
+def test_eval_on_a_chat_checkpoint_shows_that_context_helps(chat_run, capsys):
+    assert main(["eval", str(chat_run["ckpt"]), str(chat_run["corpus"]), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["scored"].startswith("the held-out 10%") and result["replies"] == 30 * 4
+    assert result["bits_per_char_without_context"] > result["bits_per_char"] + 0.1
+    assert result["bits_per_char_last_turn_only"] > result["bits_per_char"]
+    assert 0 < result["distinct_1"] <= 1 and 0 < result["distinct_2"] <= 1
+    assert " -> " in result["example_1"] and "real reply" in result["example_1"]
+
+
+def test_eval_of_a_malformed_dialogue_file_names_the_line(chat_run, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\nnot json\n')
+    assert main(["eval", str(chat_run["ckpt"]), str(bad)]) == 2
+    assert "bad.jsonl line 2: not valid JSON" in capsys.readouterr().err
