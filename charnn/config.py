@@ -53,7 +53,7 @@ class TrainConfig(_DictMixin):
     epochs: float = 0.0  # 0 = no epoch budget
     val_fraction: float = 0.1
     eval_every: int = 0  # 0 = pick from the budget
-    eval_tokens: int = 65536  # periodic evaluations read at most this much of val
+    eval_tokens: int = 32768  # periodic evaluations read at most this much of val (the final one all of it)
     sample_every: int = 0  # 0 = with every evaluation
     sample_length: int = 200
     patience: int = 0  # stop after this many evaluations without improvement (0 = never)

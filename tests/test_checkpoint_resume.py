@@ -73,3 +73,18 @@ def test_resume_can_extend_the_budget(small_text, tmp_path):
     evals = [e for e in events if isinstance(e, Eval)]
     assert [e for e in events if isinstance(e, Done)][0].step == 9
     assert evals and evals[-1].step == 9
+
+
+def test_exported_checkpoint_is_smaller_and_samples_like_the_original(small_text, tmp_path):
+    from charnn.config import SampleConfig
+    from charnn.sampling import generate_text
+    from charnn.training.checkpoint import export_checkpoint
+
+    list(train_stream(tiny_settings(small_text, steps=6, eval_every=6), out=str(tmp_path / "r")))
+    src = tmp_path / "r" / "best.pt"
+    dst = export_checkpoint(src, tmp_path / "small.pt")
+    assert dst.stat().st_size < src.stat().st_size / 2
+    assert "optimizer" not in load_checkpoint(dst)
+    cfg = SampleConfig(temperature=0.0, length=30, seed=0)
+    a, b = load_model(src), load_model(dst)
+    assert "".join(generate_text(a.model, a.tokenizer, cfg)) == "".join(generate_text(b.model, b.tokenizer, cfg))

@@ -207,3 +207,16 @@ def resolve_run_dir(spec: str) -> Path:
         if d is not None and d.is_dir() and (d / "last.pt").is_file():
             return d
     raise CharnnError(f"No run to resume at {spec!r}: expected a run name or directory holding last.pt.")
+
+
+def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, half: bool = True) -> Path:
+    """A small inference-only copy: weights (fp16 when ``half``), config, tokenizer and metrics,
+    without optimiser state or training position. Used for the models shipped in checkpoints/."""
+    ck = load_checkpoint(src)
+    weights = {k: (v.half() if half and v.is_floating_point() else v) for k, v in ck["model"].items()}
+    keep = ("kind", "run_name", "settings", "model_config", "tokenizer", "step", "tokens_seen",
+            "elapsed_s", "best_val_bpc", "history", "corpus")
+    payload = {k: ck[k] for k in keep if k in ck}
+    payload["history"] = {"eval": ck.get("history", {}).get("eval", [])}
+    payload.update(model=weights, exported=True)
+    return save_checkpoint(dst, payload)

@@ -284,7 +284,7 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
     elif tc.steps:
         eval_steps, eval_secs = max(1, tc.steps // 10), 0.0
     elif tc.time_s:
-        eval_steps, eval_secs = 0, min(max(tc.time_s / 10, 5.0), 120.0)
+        eval_steps, eval_secs = 0, min(max(tc.time_s / 8, 10.0), 120.0)
     else:
         eval_steps, eval_secs = max(1, int(windows * tc.epochs / 10) or windows // 4), 0.0
     sample_steps = tc.sample_every
