@@ -15,4 +15,8 @@ def run_tui(run: str | None = None, train_args: list[str] | None = None) -> int:
     attach = TrainingProcess.attach(run) if run else None  # CharnnError (bad name) reaches the CLI
     app = CharnnApp(train_args=train_args, attach_run=run, attach_process=attach)
     app.run()
+    if app.farewell:
+        import sys
+
+        print(app.farewell, file=sys.stderr)
     return app.return_code or 0

@@ -53,6 +53,7 @@ class CharnnApp(App[int]):
         self.train_screen: TrainScreen | None = None
         self.bundled: list[Path] = []
         self._quit_asked = False
+        self.farewell: str | None = None  # printed by run_tui after the screen is restored
 
     def on_mount(self) -> None:
         from charnn.training.checkpoint import bundled_models, list_runs
@@ -70,12 +71,19 @@ class CharnnApp(App[int]):
                         f"Or train your own here.", title="Welcome", timeout=12)
 
     # -- navigation -------------------------------------------------------------------
-    async def open_model(self, mode: str, path: str) -> None:
+    def open_model(self, mode: str, path: str) -> None:
         """Open a checkpoint in Generate or Chat (from the Models screen)."""
+        self.call_later(self._open_model, mode, path)
+
+    async def _open_model(self, mode: str, path: str) -> None:
         await self.switch_mode(mode)
         self.screen.open_model(path)  # type: ignore[attr-defined]
 
-    async def resume_training(self, run_dir: str, total_steps: int) -> None:
+    def resume_training(self, run_dir: str, total_steps: int) -> None:
+        """Continue a run on the Train screen (from the Models screen)."""
+        self.call_later(self._resume_training, run_dir, total_steps)
+
+    async def _resume_training(self, run_dir: str, total_steps: int) -> None:
         await self.switch_mode("train")
         if self.train_screen is not None:
             if self.train_screen.state.active:
@@ -106,25 +114,30 @@ class CharnnApp(App[int]):
                                 partial(active.node.run_action, binding.action))
 
     # -- quitting ---------------------------------------------------------------------
+    def leave(self, background: bool = False) -> None:
+        """Close the app; a run still training is left to go on by itself."""
+        train = self.train_screen
+        self.farewell = self.exit_message(background=background)
+        if train is not None:
+            train.stop_following()
+            if train.process is not None and background:
+                train.process.detach()
+        self.exit(0)
+
     async def action_quit(self) -> None:
         train = self.train_screen
         if train is None or not train.needs_quit_question:
-            self.exit(message=self.exit_message())
+            self.leave()
             return
         if train.quit_when_done or self._quit_asked:
-            # asked twice: leave the trainer to finish saving on its own
-            if train.process is not None:
-                train.process.detach()
-            self.exit(message=self.exit_message(background=True))
+            self.leave(background=True)  # asked twice: the trainer finishes saving on its own
             return
 
         def answer(choice: str | None) -> None:
             if choice == "stop":
                 train.quit_stop()
             elif choice == "background":
-                if train.process is not None:
-                    train.process.detach()
-                self.exit(message=self.exit_message(background=True))
+                self.leave(background=True)
             self._quit_asked = False
 
         self._quit_asked = True

@@ -44,6 +44,7 @@ class RunState:
     done_reason: str = ""
     samples: int = 0
     following: bool = False  # watching a run this TUI cannot control
+    saved_while_stopping: bool = False
     notices: list[str] = field(default_factory=list)
 
     @property
@@ -76,6 +77,7 @@ class RunState:
             self.samples += 1
         elif isinstance(e, Checkpoint):
             self.last_checkpoint = e.path
+            self.saved_while_stopping = self.status == "stopping"
         elif isinstance(e, Notice):
             self.notices.append(e.message)
         elif isinstance(e, Done):
@@ -98,6 +100,8 @@ class RunState:
             return DONE_WORDS.get(self.done_reason, self.done_reason or "done")
         if self.status == "failed":
             return "failed"
+        if self.status == "stopping" and self.saved_while_stopping:
+            return "saved · final eval…"
         if self.status == "training" and self.following:
             return "training (watching)"
         return self.status

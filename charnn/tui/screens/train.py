@@ -236,6 +236,16 @@ class TrainScreen(Screen):
         self._replaying = True
         self._begin(proc, RunState(status="training", following=not proc.controllable))
 
+    def show_events(self, events: list[Event]) -> None:
+        """Draw a run from its events alone, with no process behind it (tests, demos)."""
+        self.process = None
+        self.state = RunState(status="starting")
+        self.query_one(LossChart).clear()
+        self.query_one(SampleLog).clear()
+        self.query_one(ContentSwitcher).current = "dashboard"
+        for event in events:
+            self.apply_event(event)
+
     def _begin(self, proc: TrainingProcess, state: RunState) -> None:
         self.process = proc
         self.state = state
@@ -281,7 +291,7 @@ class TrainScreen(Screen):
         while True:
             events = proc.events.read_new()
             for event in events:
-                self.apply_event(event)
+                self._apply_safely(event)
             if proc is not self.process:
                 return
             if proc.finished:
@@ -290,14 +300,25 @@ class TrainScreen(Screen):
                 self._replaying = False
             if proc.pid is not None and not proc.alive():
                 for event in proc.events.read_new():
-                    self.apply_event(event)
+                    self._apply_safely(event)
                 if not proc.finished:
                     self._process_ended(proc)
                 break
             await asyncio.sleep(POLL_S)
         proc.cleanup()
         if self.quit_when_done:
-            self.app.exit(message=self.app.exit_message())  # type: ignore[attr-defined]
+            self.app.leave()  # type: ignore[attr-defined]
+
+    def stop_following(self) -> None:
+        self.workers.cancel_group(self, "follow")
+
+    def _apply_safely(self, event: Event) -> None:
+        """One odd event must not take the app (or the run) down with it."""
+        try:
+            self.apply_event(event)
+        except Exception as e:  # noqa: BLE001 - shown, never a crash
+            if self.is_attached:
+                self.notify(f"Could not show a {type(event).__name__} event: {e}", severity="warning")
 
     def _process_ended(self, proc: TrainingProcess) -> None:
         reason = proc.stderr_tail() or f"the trainer exited with code {proc.exit_code()}"
@@ -344,7 +365,11 @@ class TrainScreen(Screen):
         elif isinstance(e, Error):
             if proc is not None:
                 proc.note_finished()
-            self.notify(e.message, title="Training failed", severity="error", timeout=15)
+            started = bool(self.state.run_name)
+            self.notify(e.message, title="Training failed" if started else "Training could not start",
+                        severity="error", timeout=15)
+            if not started:
+                self.query_one(ContentSwitcher).current = "train-form"
         self._refresh()
 
     def _announce_done(self, e: Done) -> None:
@@ -382,7 +407,7 @@ class TrainScreen(Screen):
         """Stop the run, wait for its checkpoint, then leave."""
         self.quit_when_done = True
         if not (self.process and (self.process.stopping or self.process.stop())):
-            self.app.exit(message=self.app.exit_message())  # type: ignore[attr-defined]
+            self.app.leave()  # type: ignore[attr-defined]
             return
         self.state.status = "stopping"
         self._refresh()

@@ -133,9 +133,9 @@ class LossChart(Widget):
         legend = [(" bits/char ", title_style), ("⣀ train", train_style), ("  ", axis_style), (f"{VAL_MARK} val", val_style)]
         if len(self.val):
             best_i = min(range(len(self.val)), key=self.val.ys.__getitem__)
-            legend.append((f"   best val {self.val.ys[best_i]:.3f} @ {fmt_steps(self.val.xs[best_i])}", axis_style))
+            legend.append((f"  best {self.val.ys[best_i]:.3f} @{fmt_steps(self.val.xs[best_i])}", axis_style))
         elif len(self.train):
-            legend.append((f"   train {self.train.ys[-1]:.3f}", axis_style))
+            legend.append((f"  now {self.train.ys[-1]:.3f}", axis_style))
         lines.append(text_line(legend))
 
         plot_h = height - 2

@@ -48,27 +48,33 @@ class RunStats(Static):
     def _table(self) -> Table:
         s = self.state
         grid = Table.grid(padding=(0, 1))
-        grid.add_column(style="dim", no_wrap=True, width=6)
-        grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+        grid.add_column(style="dim", no_wrap=True, min_width=6)
+        grid.add_column()  # wrappable, so rich shrinks this column and not the labels
+
+        def add_row(label: str, value: str | Text) -> None:
+            text = value if isinstance(value, Text) else Text(value)
+            text.no_wrap, text.overflow = True, "ellipsis"
+            grid.add_row(label, text)
+
         if s.status == "idle":
-            grid.add_row("status", Text("no run yet", style="dim"))
+            add_row("status", Text("no run yet", style="dim"))
             return grid
         bar_w = max(4, self.size.width - 2 - 7 - 5) if self.size.width else 14
-        grid.add_row("run", s.run_name or "starting…")
-        grid.add_row("status", Text("● " + s.status_text, style=STATUS_STYLE.get(s.status, "")))
-        grid.add_row("step", f"{s.step:,}  epoch {s.epoch:.2f}")
-        grid.add_row("done", Text(progress_bar(s.progress, bar_w) + f" {s.progress:4.0%}"))
-        grid.add_row("train", f"{bpc(s.train_bpc)} bpc")
+        add_row("run", s.run_name or "starting…")
+        add_row("status", Text("● " + s.status_text, style=STATUS_STYLE.get(s.status, "")))
+        add_row("step", f"{s.step:,}  epoch {s.epoch:.2f}")
+        add_row("done", Text(progress_bar(s.progress, bar_w) + f" {s.progress:4.0%}"))
+        add_row("train", f"{bpc(s.train_bpc)} bpc")
         best = f" (best {s.best_val_bpc:.3f})" if s.best_val_bpc is not None and s.best_val_bpc != s.val_bpc else ""
-        grid.add_row("val", f"{bpc(s.val_bpc)} bpc{best}")
-        grid.add_row("speed", f"{fmt_count(s.tokens_per_s)} tok/s" if s.tokens_per_s else "–")
+        add_row("val", f"{bpc(s.val_bpc)} bpc{best}")
+        add_row("speed", f"{fmt_count(s.tokens_per_s)} tok/s" if s.tokens_per_s else "–")
         eta = f"  ETA {fmt_duration(s.eta_s)}" if s.active and s.eta_s is not None else ""
-        grid.add_row("time", f"{fmt_duration(s.elapsed_s)}{eta}")
-        grid.add_row("lr", f"{s.lr:.2e}" if s.lr else "–")
+        add_row("time", f"{fmt_duration(s.elapsed_s)}{eta}")
+        add_row("lr", f"{s.lr:.2e}" if s.lr else "–")
         if s.layers:
-            grid.add_row("model", f"{s.layers}×{s.hidden} {s.cell} · {fmt_count(s.parameters)} · {s.tokenizer}")
+            add_row("model", f"{s.layers}×{s.hidden} {s.cell} · {fmt_count(s.parameters)} · {s.tokenizer}")
         if s.device:
-            grid.add_row("device", s.device)
+            add_row("device", s.device)
         if s.budget:
-            grid.add_row("budget", s.budget)
+            add_row("budget", s.budget)
         return grid

@@ -1,0 +1,354 @@
+"""The TUI driven by Pilot: real training children, real checkpoints, real generation.
+
+Every wait is for an observable state with a timeout; nothing sleeps to assert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from charnn.cli import main
+from charnn.tui.app import CharnnApp
+from charnn.tui.screens.chat import ChatMessage
+from charnn.tui.screens.dialogs import QuitDialog
+from charnn.tui.screens.generate import GenerateScreen
+from charnn.tui.training_process import TrainingProcess
+from charnn.tui.widgets.loss_chart import LossChart
+from charnn.tui.widgets.sample_log import SampleLog
+from charnn.tui.widgets.text_stream import TextStream
+from tests.conftest import tiny_args
+
+TIMEOUT = 120.0  # generous: the child imports torch on a busy two-core machine
+
+
+def run_async(test):
+    """Run an async Pilot test in its own event loop (no async pytest plugin needed)."""
+
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(test(*args, **kwargs))
+
+    return wrapper
+
+
+async def wait_for(pilot, predicate, what: str, timeout: float = TIMEOUT) -> None:
+    """Let the app run until ``predicate()`` holds, or fail saying what never happened."""
+    loop_time = 0.0
+    while not predicate():
+        if loop_time > timeout:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await pilot.pause(0.1)
+        loop_time += 0.1
+
+
+def notices(app) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+def fill_form(app, corpus: Path | str, extra: list[str], time_budget: str = "") -> None:
+    screen = app.train_screen
+    screen.query_one("#corpus").value = str(corpus)
+    screen.query_one("#time").value = time_budget
+    screen.query_one("#extra").value = " ".join(extra)
+
+
+def kill_quietly(proc: TrainingProcess | None) -> None:
+    if proc is not None and proc.pid is not None and proc.alive():
+        os.kill(proc.pid, signal.SIGCONT)
+        os.kill(proc.pid, signal.SIGKILL)
+        if proc.popen is not None:
+            proc.popen.wait(10)
+
+
+def process_state(pid: int) -> str | None:
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.read_text().rsplit(")", 1)[1].split()[0] if stat.exists() else None
+
+
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory) -> Path:
+    """A tiny trained language model (run directory), made once for the module."""
+    root = tmp_path_factory.mktemp("tui-lm")
+    corpus = root / "words.txt"
+    corpus.write_text("\n".join(f"the {a} {b} sat on the {c}." for a in ("red", "old", "small")
+                                for b in ("cat", "dog") for c in ("mat", "hill", "sea")) * 4 + "\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CHARNN_HOME", str(root / "home"))
+        mp.setattr("sys.stderr", io.StringIO())
+        assert main(["train", str(corpus), *tiny_args("--steps", "20", "--eval-every", "10"),
+                     "--out", str(root / "words-run"), "--quiet"]) == 0
+    return root / "words-run"
+
+
+@pytest.fixture
+def home_with_model(charnn_home, lm_run) -> Path:
+    """This test's CHARNN_HOME holding a copy of the trained run, so it is "the latest model"."""
+    target = charnn_home / "runs" / lm_run.name
+    shutil.copytree(lm_run, target)
+    return target
+
+
+# -- Train ------------------------------------------------------------------------------
+
+
+@run_async
+async def test_training_from_the_form_shows_steps_loss_points_samples_and_the_checkpoint(small_text):
+    app = CharnnApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        fill_form(app, small_text, tiny_args("--steps", "30", "--eval-every", "10"))
+        await pilot.press("ctrl+s")
+        screen = app.train_screen
+        try:
+            await wait_for(pilot, lambda: screen.state.status in ("done", "failed"), "the run to finish")
+        finally:
+            kill_quietly(screen.process)
+        state = screen.state
+        assert state.status == "done" and state.done_reason == "budget", notices(app)
+        assert state.step == 30 and state.best_val_bpc is not None
+        chart = screen.query_one(LossChart)
+        assert len(chart.train) >= 1 and len(chart.val) == 3  # evaluations at 10, 20 and 30
+        samples = screen.query_one(SampleLog).samples
+        assert [s.step for s in samples] == [30, 20, 10]  # newest on top
+        assert (Path(state.run_dir) / "best.pt").is_file() and (Path(state.run_dir) / "last.pt").is_file()
+        assert any("finished at step 30" in n for n in notices(app))
+        assert "finished" in app.training_status
+        assert not (Path(state.run_dir) / "trainer.json").exists()  # no stale pid left behind
+
+
+@run_async
+async def test_pause_resume_and_stop_save_a_resumable_checkpoint(small_text):
+    app = CharnnApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        fill_form(app, small_text, tiny_args("--steps", "1000000", "--eval-every", "1000000"))
+        await pilot.press("ctrl+s")
+        screen = app.train_screen
+        proc = None
+        try:
+            await wait_for(pilot, lambda: screen.state.step >= 2, "training steps")
+            proc = screen.process
+            await pilot.press("space")
+            assert screen.state.status == "paused" and proc.paused
+            if process_state(proc.pid) is not None:
+                await wait_for(pilot, lambda: process_state(proc.pid) == "T", "the trainer to stop running", 10)
+            await pilot.press("space")
+            assert screen.state.status == "training" and not proc.paused
+            await pilot.press("s")
+            assert screen.state.status in ("stopping", "done")  # a tiny run may finish saving at once
+            await wait_for(pilot, lambda: screen.state.status in ("done", "failed"), "the stopped run to finish")
+        finally:
+            kill_quietly(proc or screen.process)
+        assert screen.state.done_reason == "stopped", notices(app)
+        run_dir = Path(screen.state.run_dir)
+        assert (run_dir / "last.pt").is_file()
+        assert main(["train", "--resume", str(run_dir), "--steps", str(screen.state.step + 2), "-q"]) == 0
+
+
+@run_async
+async def test_an_unreadable_corpus_is_a_notification_not_a_crash(tmp_path):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9 au lait\n".encode("latin-1") * 50)
+    app = CharnnApp()
+    async with app.run_test() as pilot:
+        fill_form(app, bad, tiny_args("--steps", "5"))
+        await pilot.press("ctrl+s")
+        screen = app.train_screen
+        try:
+            await wait_for(pilot, lambda: screen.state.status == "failed", "the failure to be reported")
+        finally:
+            kill_quietly(screen.process)
+        assert any("UTF-8" in n or "utf-8" in n for n in notices(app)), notices(app)
+        assert screen.showing_form  # back on the form to fix it
+        fill_form(app, tmp_path / "missing.txt", [])
+        await pilot.press("ctrl+s")
+        assert any("does not exist" in n for n in notices(app))
+
+
+@run_async
+async def test_quit_while_training_can_stop_and_save(small_text):
+    app = CharnnApp(train_args=[str(small_text), *tiny_args("--steps", "1000000", "--eval-every", "1000000")])
+    async with app.run_test() as pilot:
+        screen = app.train_screen
+        try:
+            await wait_for(pilot, lambda: screen.state.step >= 1, "training steps")
+            await pilot.press("ctrl+q")
+            assert isinstance(app.screen, QuitDialog)
+            await pilot.press("s")
+            await wait_for(pilot, lambda: not screen.process.alive(), "the trainer to save and exit")
+            await wait_for(pilot, lambda: app._exit, "the app to close")
+        finally:
+            kill_quietly(screen.process)
+    assert screen.state.done_reason == "stopped"
+    assert (Path(screen.state.run_dir) / "last.pt").is_file()
+    assert "is saved in" in (app.farewell or "")
+
+
+@run_async
+async def test_keep_training_in_the_background_then_reattach_and_stop(small_text):
+    app = CharnnApp(train_args=[str(small_text), *tiny_args("--steps", "1000000", "--eval-every", "1000000")])
+    proc = None
+    try:
+        async with app.run_test() as pilot:
+            screen = app.train_screen
+            await wait_for(pilot, lambda: screen.state.run_name and screen.state.step >= 1, "training steps")
+            proc = screen.process
+            await pilot.press("ctrl+q")
+            await pilot.press("b")
+            await wait_for(pilot, lambda: app._exit, "the app to close")
+        name = screen.state.run_name
+        assert proc.alive(), "the trainer should keep running after the app closed"
+        assert f"charnn tui --run {name}" in app.farewell and f"kill -INT {proc.pid}" in app.farewell
+
+        again = CharnnApp(attach_process=TrainingProcess.attach(name))
+        async with again.run_test() as pilot:
+            screen = again.train_screen
+            await wait_for(pilot, lambda: screen.state.run_name == name, "the run's history to replay")
+            assert screen.process.controllable and len(screen.query_one(LossChart).train) >= 1
+            await pilot.press("s")
+            await wait_for(pilot, lambda: screen.state.status in ("done", "failed"), "the run to stop")
+            assert screen.state.done_reason == "stopped"
+    finally:
+        kill_quietly(proc)
+
+
+# -- Generate ---------------------------------------------------------------------------
+
+
+async def open_generate(pilot, app) -> GenerateScreen:
+    await pilot.press("f2")
+    screen = app.screen
+    assert isinstance(screen, GenerateScreen)
+    await wait_for(pilot, lambda: screen.loaded is not None, "the latest model to load", 60)
+    return screen
+
+
+@run_async
+async def test_generate_with_a_seed_and_temperature_streams_the_same_text_as_the_library(home_with_model):
+    from charnn.config import SampleConfig
+    from charnn.models.loading import load_model
+    from charnn.sampling import generate_text
+
+    app = CharnnApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_generate(pilot, app)
+        assert screen.loaded.path.parent.name == home_with_model.name
+        await pilot.press("minus", "minus", "minus")
+        assert screen.settings.temperature == pytest.approx(0.5)
+        assert "temp 0.50" in str(screen.query_one("#gen-settings").render())
+        await pilot.press("o")
+        dialog = app.screen
+        dialog.query_one("#opt-seed").value = "7"
+        dialog.query_one("#opt-length").value = "80"
+        dialog.query_one("#opt-length").focus()
+        await pilot.press("enter")
+        assert screen.settings.seed == 7 and screen.settings.length == 80
+        await pilot.press("p", *"the ", "enter")
+        pane = screen.query_one("#out-a", TextStream)
+        await wait_for(pilot, lambda: not screen.generating, "generation to finish", 60)
+    loaded = load_model(str(home_with_model), "lm", "cpu")
+    expected = "".join(generate_text(loaded.model, loaded.tokenizer,
+                                     SampleConfig(temperature=0.5, length=80, prime="the ", seed=7)))
+    assert pane.prompt == "the " and pane.text == expected and len(expected) > 0
+
+
+@run_async
+async def test_compare_two_temperatures_side_by_side_and_save(home_with_model, tmp_path):
+    app = CharnnApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_generate(pilot, app)
+        await pilot.press("c")
+        assert screen.query_one("#out-b").display
+        await pilot.press("right_square_bracket")
+        assert screen.settings.temperature_b == pytest.approx(1.3)
+        assert screen.query_one("#out-b").border_title == "temperature 1.30"
+        await pilot.press("g")
+        await wait_for(pilot, lambda: not screen.generating, "both panes to finish", 60)
+        a, b = screen.query_one("#out-a", TextStream), screen.query_one("#out-b", TextStream)
+        assert a.text and b.text and a.text != b.text
+        await pilot.press("s")
+        target = tmp_path / "out.txt"
+        app.screen.query_one("#save-path").value = str(target)
+        await pilot.press("enter")
+        saved = target.read_text()
+        assert "--- temperature 0.80 ---" in saved and "--- temperature 1.30 ---" in saved
+        assert a.text in saved and b.text in saved
+
+
+@run_async
+async def test_generate_without_any_model_says_how_to_get_one():
+    app = CharnnApp()
+    async with app.run_test() as pilot:
+        await pilot.press("f2")
+        screen = app.screen
+        assert "no model yet" in str(screen.query_one("#gen-model").render())
+        await pilot.press("g")
+        assert any("No model to generate with" in n for n in notices(app))
+
+
+# -- Models -----------------------------------------------------------------------------
+
+
+@run_async
+async def test_models_lists_runs_opens_one_in_generate_and_deletes_with_confirmation(home_with_model):
+    app = CharnnApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4")
+        screen = app.screen
+        table = screen.query_one("#models-table")
+        assert table.row_count == 1
+        row = table.get_row_at(0)
+        assert row[0] == home_with_model.name and row[2] == "char" and row[5] == "20"
+        await pilot.press("enter")
+        generate = app.screen
+        assert isinstance(generate, GenerateScreen)
+        await wait_for(pilot, lambda: generate.loaded is not None, "the chosen model to load", 60)
+        assert generate.explicit and generate.loaded.path.parent == home_with_model
+        await pilot.press("f4", "d")
+        await pilot.press("n")  # the default answer keeps it
+        assert home_with_model.exists()
+        await pilot.press("d", "y")
+        assert not home_with_model.exists() and table.row_count == 0
+
+
+# -- Chat -------------------------------------------------------------------------------
+
+
+@run_async
+async def test_chat_without_a_chat_model_says_how_to_train_one():
+    app = CharnnApp()
+    async with app.run_test() as pilot:
+        await pilot.press("f3")
+        text = str(app.screen.query_one("#chat-empty").render())
+        assert "No chat model yet" in text and "charnn train --mode chat" in text
+
+
+@run_async
+async def test_chat_streams_a_reply_shows_context_and_takes_keys(charnn_home, tmp_path):
+    from tests.test_seq2seq import write_synthetic
+
+    corpus = write_synthetic(tmp_path / "dialogue.txt", n=60)
+    assert main(["train", str(corpus), "--mode", "chat", *tiny_args("--steps", "6", "--eval-every", "6"),
+                 "--quiet"]) == 0
+    app = CharnnApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.session is not None, "the chat model to load", 60)
+        await pilot.press(*"cats please", "enter")
+        await wait_for(pilot, lambda: not screen.replying, "the reply", 60)
+        messages = list(screen.query(ChatMessage))
+        assert [m.who for m in messages] == ["user", "model"] and messages[1].text
+        assert screen.session.history[0] == "cats please"
+        assert "cats please" in str(screen.query_one("#context-panel").render())
+        await pilot.press("escape", "minus", "right_square_bracket")
+        assert screen.session.temperature == pytest.approx(0.7)
+        assert screen.session.context_turns == screen.session.default_context_turns + 1
+        await pilot.press("r")
+        assert screen.session.history == [] and not list(screen.query(ChatMessage))
