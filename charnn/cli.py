@@ -215,11 +215,16 @@ def cmd_train(args) -> int:
             if type(event).__name__ == "Done" and event.reason == "failed":
                 failed = True
     except CharnnError as e:
+        from charnn.training.events import Error
+
         report.close()
         if args.jsonl:
-            from charnn.training.events import Error
-
             report(Error(str(e)))
+        if rank == 0:
+            try:  # a UI following events.jsonl learns why the run ended
+                log(Error(str(e)))
+            except OSError:
+                pass
         raise
     finally:
         report.close()

@@ -362,6 +362,8 @@ def test_failed_save_mid_run_is_a_clear_sentence_and_the_previous_checkpoint_sur
                                     f"checkpoint there is kept.")
     assert load_checkpoint(run / "last.pt")["step"] == 3 and load_checkpoint(run / "best.pt")["step"] == 3
     assert _temporaries(run) == []
+    last = json.loads((run / "events.jsonl").read_text().splitlines()[-1])  # what a re-attaching TUI reads
+    assert last["event"] == "error" and why in last["message"]
 
 
 def test_event_log_on_a_full_disk_is_one_sentence_not_a_traceback(small_text, capsys, monkeypatch):
