@@ -299,7 +299,7 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
     snapshot = None
     nan_failures = 0
     reason = "budget"
-    start_step = step
+    start_step, start_tokens = step, tokens_seen
     train_model.train()
 
     def progress() -> float:
@@ -432,7 +432,8 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
                 if rate > 0:
                     etas = []
                     if max_steps:
-                        etas.append((max_steps - step) * task.tokens_per_step / rate)
+                        per_step = (tokens_seen - start_tokens) / max(step - start_step, 1)  # chat: varies
+                        etas.append((max_steps - step) * per_step / rate)
                     if tc.time_s:
                         etas.append(max(0.0, tc.time_s - now))
                     eta = min(etas) if etas else None
@@ -471,4 +472,4 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
     if main:
         yield Done(step=step, reason=reason, best_val_bpc=best if math.isfinite(best) else None,
                    run_dir=str(run_dir), elapsed_s=total,
-                   tokens_per_s=(step - start_step) * task.tokens_per_step / trained)
+                   tokens_per_s=(tokens_seen - start_tokens) / trained)  # chat batches vary in size
