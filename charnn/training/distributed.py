@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 
 @dataclass
@@ -38,7 +39,8 @@ def setup(device_spec: str = "auto") -> DistInfo:
         use_nccl = torch.cuda.is_available() and (device_spec == "auto" or device_spec.startswith("cuda"))
         if use_nccl:
             torch.cuda.set_device(info.local_rank)
-        dist.init_process_group(backend="nccl" if use_nccl else "gloo")
+        # generous: other ranks wait while rank 0 tokenizes a big corpus for the first time
+        dist.init_process_group(backend="nccl" if use_nccl else "gloo", timeout=timedelta(hours=1))
     return info
 
 
@@ -57,6 +59,13 @@ def wrap(model, info: DistInfo, device):
 
     ids = [device.index] if device.type == "cuda" else None
     return DDP(model, device_ids=ids)
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
 def any_rank(flag: bool, info: DistInfo, device) -> bool:

@@ -185,7 +185,11 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
     if settings.mode == "lm":
         vocab = tokenizer.vocab_size if tokenizer else settings.tokenizer.vocab_size or 256
         memory.check_model_fits(mc.cell, mc.layers, mc.hidden, mc.embedding_dim, vocab, mc.tie_weights, device)
+    if not dist.is_main:  # rank 0 tokenizes and fills the cache once; the others then read it
+        distributed.barrier(dist)
     task = _make_task(settings, device, dist, tokenizer, ck["model_config"] if ck else None)
+    if dist.is_main:
+        distributed.barrier(dist)
     model = task.model
     main = dist.is_main
     if settings.mode == "lm":
