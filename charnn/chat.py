@@ -433,6 +433,7 @@ def evaluate_chat_file(path, text_path, device: str = "auto", encoding: str = "u
         replies.append(reply)
         if turns and len(exchanges) < N_EXAMPLES:
             real = tok.decode(with_ctx.reply_ids(int(i)).tolist())
+            real = real if len(real) <= 100 else real[:100] + "…"
             exchanges.append(f"{format_exchange(turns, reply)}   (real reply: {real})")
     result = {
         "checkpoint": str(loaded.path),

@@ -10,10 +10,11 @@ LM_CPU = {"layers": 2, "hidden": 512, "dropout": 0.0, "batch_size": 32, "seq_len
 LM_GPU = {"layers": 3, "hidden": 1024, "dropout": 0.1, "batch_size": 128, "seq_len": 128, "lr": 2e-3}
 
 
-# chat (seq2seq): seq_len is the longest training reply in tokens (the context gets twice that);
+# chat (seq2seq): seq_len is the longest training reply in tokens (the context gets twice that), 160
+# characters or 64 subwords (about 220 characters); eval_tokens counts reply characters for chat;
 # context_turns and encoder_layers go into the model config (charnn/training/chat_task.py)
-CHAT_DEFAULTS = {"layers": 1, "hidden": 256, "dropout": 0.0, "batch_size": 32, "seq_len": 160, "lr": 3e-3,
-                 "eval_tokens": 32768, "context_turns": 3, "encoder_layers": 1}
+CHAT_DEFAULTS = {"layers": 1, "hidden": 256, "dropout": 0.0, "batch_size": 32, "seq_len": 160,
+                 "seq_len_subword": 64, "lr": 3e-3, "eval_tokens": 32768, "context_turns": 3, "encoder_layers": 1}
 
 
 def _has_gpu(device: str) -> bool:
@@ -31,6 +32,8 @@ def apply_presets(s: RunSettings, device: str = "auto") -> None:
         c = CHAT_DEFAULTS
         s.model.layers, s.model.hidden, s.model.dropout = c["layers"], c["hidden"], c["dropout"]
         s.train.batch_size, s.train.seq_len, s.train.lr = c["batch_size"], c["seq_len"], c["lr"]
+        if s.tokenizer.kind != "char":
+            s.train.seq_len = c["seq_len_subword"]
         s.train.eval_tokens = c["eval_tokens"]
         return
     d = LM_GPU if _has_gpu(device) else LM_CPU

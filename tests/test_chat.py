@@ -15,7 +15,7 @@ from charnn.errors import CharnnError
 from charnn.models.loading import load_model
 from tests.test_seq2seq import write_synthetic
 
-CHAT_ARGS = ["--mode", "chat", "--layers", "1", "--hidden", "64", "--batch-size", "16", "--seq-len", "32",
+CHAT_ARGS = ["--mode", "chat", "--tokenizer", "char", "--layers", "1", "--hidden", "64", "--batch-size", "16", "--seq-len", "32",
              "--threads", "1", "--sample-length", "20", "--lr", "1e-2", "--warmup", "10"]
 
 
@@ -194,3 +194,17 @@ def test_eval_of_a_malformed_dialogue_file_names_the_line(chat_run, tmp_path, ca
     bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\nnot json\n')
     assert main(["eval", str(chat_run["ckpt"]), str(bad)]) == 2
     assert "bad.jsonl line 2: not valid JSON" in capsys.readouterr().err
+
+
+def test_chat_mode_defaults_to_subword_tokens_and_lm_mode_to_characters(tmp_path):
+    from charnn.cli import build_parser, settings_from_args
+
+    corpus = write_synthetic(tmp_path / "d.txt", n=5)
+    chat = settings_from_args(build_parser().parse_args(["train", str(corpus), "--mode", "chat"]))
+    assert (chat.tokenizer.kind, chat.tokenizer.vocab_size, chat.train.seq_len) == ("bpe", 1000, 64)
+    assert (chat.model.layers, chat.model.hidden) == (1, 256)
+    char = settings_from_args(build_parser().parse_args(["train", str(corpus), "--mode", "chat", "--tokenizer",
+                                                         "char"]))
+    assert char.tokenizer.kind == "char" and char.train.seq_len == 160
+    lm = settings_from_args(build_parser().parse_args(["train", str(corpus)]))
+    assert lm.tokenizer.kind == "char"

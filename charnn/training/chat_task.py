@@ -301,6 +301,16 @@ class ChatTask:
         _, loss = model(ctx, lengths, rin, tgt)
         return loss
 
+    def shrink_batch(self) -> int | None:
+        """Halve the batch after running out of memory; None when already at one example per rank."""
+        b = self.batcher.batch_size // 2
+        b -= b % self.world
+        if b < self.world:
+            return None
+        self.batcher = BucketBatcher(self.train_examples, b, self.settings.train.seed, self.rank, self.world)
+        self.settings.train.batch_size = b
+        return b
+
     def epoch(self, step: int) -> float:
         return self.batcher.epoch(step)
 
