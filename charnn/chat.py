@@ -334,7 +334,7 @@ def run_chat_repl(args) -> int:
     while True:
         try:
             line = input("you> ") if interactive else sys.stdin.readline()
-        except EOFError:
+        except (EOFError, KeyboardInterrupt):  # Ctrl-D or Ctrl-C at the prompt: leave quietly
             break
         if not interactive and not line:
             break
