@@ -334,7 +334,7 @@ async def test_chat_streams_a_reply_shows_context_and_takes_keys(charnn_home, tm
     from tests.test_seq2seq import write_synthetic
 
     corpus = write_synthetic(tmp_path / "dialogue.txt", n=60)
-    assert main(["train", str(corpus), "--mode", "chat", *tiny_args("--steps", "6", "--eval-every", "6"),
+    assert main(["train", str(corpus), "--mode", "chat", "--tokenizer", "char", *tiny_args("--steps", "6", "--eval-every", "6"),
                  "--quiet"]) == 0
     app = CharnnApp()
     async with app.run_test(size=(120, 40)) as pilot:

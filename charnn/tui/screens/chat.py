@@ -142,6 +142,7 @@ class ChatScreen(Screen):
 
     def _loaded(self, session) -> None:
         self.session = session
+        self.app.freeze_heap()  # type: ignore[attr-defined]
         self.query_one("#chat-model", Static).update(f"model  {describe_loaded(session.loaded)}")
         self.query_one("#conversation").remove_children()
         self._show_settings()

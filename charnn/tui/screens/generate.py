@@ -135,6 +135,7 @@ class GenerateScreen(Screen):
 
     def _loaded(self, loaded) -> None:
         self.loaded = loaded
+        self.app.freeze_heap()  # type: ignore[attr-defined]
         self._set_model_line(describe_loaded(loaded))
 
     def _load_failed(self, message: str) -> None:
