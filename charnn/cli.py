@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("corpora", help="list built-in corpora")
 
+    p = sub.add_parser("export", help="write a small inference-only copy of a model (fp16, no optimiser)")
+    p.add_argument("checkpoint", help="checkpoint file, run directory or run name")
+    p.add_argument("out", help="file to write")
+    p.add_argument("--fp32", action="store_true", help="keep full-precision weights")
+
     p = sub.add_parser("chat", help="talk to a seq2seq chat model")
     _add_sampling(p)
     p.add_argument("--context", type=int, default=None, help="previous turns the model reads")
@@ -326,6 +331,14 @@ def cmd_corpora(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from charnn.training.checkpoint import export_checkpoint, resolve_checkpoint
+
+    out = export_checkpoint(resolve_checkpoint(args.checkpoint), args.out, half=not args.fp32)
+    print(f"charnn: wrote {out} ({os.path.getsize(out) / 2**20:.1f} MiB)", file=sys.stderr)
+    return 0
+
+
 def cmd_chat(args) -> int:
     from charnn.chat import run_chat_repl
 
@@ -340,7 +353,7 @@ def cmd_tui(args) -> int:
 
 COMMANDS = {
     "train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "models": cmd_models,
-    "corpora": cmd_corpora, "chat": cmd_chat, "tui": cmd_tui,
+    "corpora": cmd_corpora, "export": cmd_export, "chat": cmd_chat, "tui": cmd_tui,
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from charnn.config import RunSettings
 
 # CPU: what learns fastest in minutes on a few cores (benchmarks/time_to_quality.py)
-LM_CPU = {"layers": 2, "hidden": 512, "dropout": 0.0, "batch_size": 32, "seq_len": 128, "lr": 3e-3}
+LM_CPU = {"layers": 1, "hidden": 256, "dropout": 0.0, "batch_size": 32, "seq_len": 64, "lr": 8e-3}
 # GPU: wider and more parallel; the GPU is idle at CPU sizes
 LM_GPU = {"layers": 3, "hidden": 1024, "dropout": 0.1, "batch_size": 128, "seq_len": 128, "lr": 2e-3}
 
