@@ -42,10 +42,14 @@ def physical_cores() -> int:
 
 
 def set_cpu_threads(threads: int = 0, world: int = 1) -> int:
-    """One intra-op thread per core we may use (oversubscription is many times slower)."""
+    """One intra-op thread per core we may use (oversubscription is many times slower).
+
+    An explicit ``OMP_NUM_THREADS`` is the user's choice and wins over the core count.
+    """
     import torch
 
-    n = threads or max(1, physical_cores() // max(1, world))
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    n = threads or (int(env) if env.isdigit() and int(env) > 0 else max(1, physical_cores() // max(1, world)))
     torch.set_num_threads(n)
     return n
 
