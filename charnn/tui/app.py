@@ -106,7 +106,8 @@ class CharnnApp(App[int]):
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """Every key of the current screen is in the palette too, under its footer name."""
+        """Every key of the current screen is in the palette too, under its footer name
+        (widget keys such as an input's cursor movements are left out)."""
         yield from super().get_system_commands(screen)
         for name, key in (("Train screen", "train"), ("Generate screen", "generate"),
                           ("Chat screen", "chat"), ("Models screen", "models")):
@@ -115,7 +116,7 @@ class CharnnApp(App[int]):
         seen = set()
         for active in screen.active_bindings.values():
             binding = active.binding
-            if not binding.description or active.node is self or binding.action in seen or not active.enabled:
+            if active.node is not screen or not binding.description or binding.action in seen or not active.enabled:
                 continue
             seen.add(binding.action)
             label = binding.description

@@ -261,6 +261,10 @@ class GenerateScreen(Screen):
 
         worker = get_current_worker()
         streams = []
+        # one inference mode around both streams: each generator's own `with inference_mode()`
+        # would otherwise switch it off for the other when the first one finishes
+        inference = torch.inference_mode()
+        inference.__enter__()
         try:
             for pane, cfg in jobs:
                 gen = torch.Generator(device=loaded.device)
@@ -287,6 +291,9 @@ class GenerateScreen(Screen):
             self.app.call_from_thread(self.notify, f"Generation failed: {type(e).__name__}: {e}",
                                       title="Generate", severity="error", timeout=10)
         finally:
+            for _, stream in streams:
+                stream.close()
+            inference.__exit__(None, None, None)
             if not worker.is_cancelled:
                 self.app.call_from_thread(self._finished)
 

@@ -33,6 +33,7 @@ def clip(text: str, width: int) -> str:
 class ModelsScreen(Screen):
     BINDINGS = [
         Binding("enter", "open", "Open"),
+        Binding("o", "open", "Open", show=False),  # the table takes Enter itself; o reaches the screen
         Binding("r", "resume", "Resume training"),
         Binding("d", "delete", "Delete"),
         Binding("f5", "reload", "Refresh"),

@@ -378,10 +378,10 @@ class TrainScreen(Screen):
             self.notify(f"Training failed at step {e.step:,}; the last good checkpoint is in {e.run_dir}.",
                         title="Training failed", severity="error", timeout=15)
             return
-        what = {"budget": "finished", "stopped": "stopped and saved", "early-stop": "stopped early"}.get(
+        what = {"budget": "Finished", "stopped": "Stopped and saved", "early-stop": "Stopped early"}.get(
             e.reason, e.reason)
-        self.notify(f"Training {what} at step {e.step:,}; {best}saved in {e.run_dir}. "
-                    f"Press F2 to generate with it, or n for a new run.", title="Training", timeout=12)
+        self.notify(f"{what} at step {e.step:,}; {best}F2 generates with it, n starts a new run.",
+                    title="Training", timeout=10)
 
     def _load_history(self, run_dir: Path, upto: int) -> None:
         """A resumed run: draw the curve it had before, from its events.jsonl."""
