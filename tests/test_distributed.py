@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from charnn.config import RunSettings
+from charnn.cli import main
 from charnn.training.checkpoint import load_checkpoint
-from charnn.training.trainer import train_stream
 
 REPO = Path(__file__).resolve().parents[1]
 TORCHRUN = Path(sys.executable).parent / "torchrun"
@@ -42,11 +41,10 @@ def torchrun(corpus: Path, out: Path, home: Path, *flags: str, timeout: float = 
 
 
 def single_process(corpus: Path, out: Path, steps: int, eval_every: int) -> None:
-    s = RunSettings(corpus=str(corpus))
-    s.model.layers, s.model.hidden, s.model.dropout = 1, 32, 0.0
-    s.train.batch_size, s.train.seq_len, s.train.threads, s.train.sample_length = 8, 16, 1, 0
-    s.train.seed, s.train.device, s.train.steps, s.train.eval_every = 5, "cpu", steps, eval_every
-    list(train_stream(s, out=str(out)))
+    """The very same command in one process (so presets and defaults are the same too)."""
+    argv = ["train", str(corpus), *MODEL, "--device", "cpu", "--out", str(out), "--steps", str(steps),
+            "--eval-every", str(eval_every), "-q"]
+    assert main(argv) == 0
 
 
 def test_two_gloo_processes_match_one_process_and_only_rank_0_writes(shakespeare, tmp_path):
