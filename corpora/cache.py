@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from charnn import paths
+from charnn import fileio, paths
 
 
 def corpora_cache_dir() -> Path:
@@ -22,24 +20,15 @@ def write_atomic(path: Path, chunks: Iterable[bytes]) -> int:
     A crash or a second process never leaves a half-written corpus under the final name.
     Returns the number of bytes written.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     n = 0
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-                n += len(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache file is as readable as any other
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    def write(f) -> None:
+        nonlocal n
+        for chunk in chunks:
+            f.write(chunk)
+            n += len(chunk)
+
+    fileio.write_atomic(path, write)
     return n
 
 

@@ -10,58 +10,18 @@ old one, so a crash at any moment leaves the previous file whole.
 from __future__ import annotations
 
 import errno
-import glob
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from charnn import paths
 from charnn.errors import CharnnError
+from charnn.fileio import write_atomic
 
 FORMAT = "charnn-checkpoint"
 VERSION = 1
-
-
-def _write_atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        try:  # mkstemp makes 0600; keep the old file's mode, else the usual 0644
-            os.fchmod(fd, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        except OSError:
-            pass
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-    _remove_stale_temporaries(path)
-
-
-def _remove_stale_temporaries(path: Path) -> None:
-    """Half-written files left by a process killed while saving (kill -9, power loss)."""
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        try:
-            stale.unlink()
-        except OSError:
-            pass
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
@@ -70,7 +30,7 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     path = Path(path)
     payload = {"format": FORMAT, "version": VERSION, "saved_at": time.time(), **payload}
     try:
-        _write_atomic(path, lambda f: torch.save(payload, f))
+        write_atomic(path, lambda f: torch.save(payload, f))
     except OSError as e:
         raise CharnnError(f"Could not save checkpoint to {path}: {_why(e)}; the previous checkpoint there "
                           f"is kept.") from None
@@ -86,7 +46,7 @@ def _why(e: OSError) -> str:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    _write_atomic(path, lambda f: f.write(json.dumps(data, indent=2).encode()))
+    write_atomic(path, lambda f: f.write(json.dumps(data, indent=2).encode()))
 
 
 def load_checkpoint(path: str | os.PathLike, expect_kind: str | None = None) -> dict[str, Any]:
