@@ -73,6 +73,12 @@ def process_state(pid: int) -> str | None:
     return stat.read_text().rsplit(")", 1)[1].split()[0] if stat.exists() else None
 
 
+@pytest.fixture(autouse=True)
+def no_bundled_models(monkeypatch):
+    """The repository's built-in models would otherwise be "the latest model" in every test."""
+    monkeypatch.setattr("charnn.training.checkpoint.bundled_models", lambda kind=None: [])
+
+
 @pytest.fixture(scope="module")
 def lm_run(tmp_path_factory) -> Path:
     """A tiny trained language model (run directory), made once for the module."""
@@ -384,3 +390,22 @@ async def test_every_screen_action_is_in_the_command_palette(home_with_model):
             titles = {c.title for c in app.get_system_commands(app.screen)}
             assert expected <= titles and {"Train screen", "Generate screen", "Quit"} <= titles
             assert "Move cursor left" not in titles  # widget keys stay out
+
+
+@run_async
+async def test_a_built_in_chat_model_is_offered_on_first_start_and_opens_in_chat(monkeypatch):
+    from charnn import paths
+
+    built_in = sorted(paths.bundled_checkpoints_dir().glob("*-chat.pt"))
+    if not built_in:
+        pytest.skip("no built-in chat model in checkpoints/")
+    monkeypatch.setattr("charnn.training.checkpoint.bundled_models",
+                        lambda kind=None: built_in if kind in (None, "chat") else [])
+    app = CharnnApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert any(f"F3 chats with {built_in[0].stem}" in n for n in notices(app)), notices(app)
+        await pilot.press("f3")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.session is not None, "the built-in chat model to load", 60)
+        assert built_in[0].stem in str(screen.query_one("#chat-model").render())

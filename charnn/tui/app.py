@@ -77,9 +77,14 @@ class CharnnApp(App[int]):
             elif self.attach_process is not None:
                 self.train_screen.attach(self.attach_process)
         if self.bundled and not list_runs() and not self.initial_train_args and self.attach_process is None:
-            names = ", ".join(p.stem for p in self.bundled[:3])
-            self.notify(f"Built-in models are ready to try ({names}): F2 generates, F3 chats. "
-                        f"Or train your own here.", title="Welcome", timeout=12)
+            offers = []
+            for kind, key, verb in (("lm", "F2", "generates with"), ("chat", "F3", "chats with")):
+                found = bundled_models(kind)
+                if found:
+                    offers.append(f"{key} {verb} {found[0].stem}")
+            if offers:
+                self.notify("Built-in models are ready to try: " + "; ".join(offers) + ". Or train your own here.",
+                            title="Welcome", timeout=12)
 
     # -- navigation -------------------------------------------------------------------
     def open_model(self, mode: str, path: str) -> None:

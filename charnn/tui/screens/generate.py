@@ -53,6 +53,7 @@ def cpu_threads_for_ui() -> int:
 
 
 class GenerateScreen(Screen):
+    AUTO_FOCUS = "#out-a"  # not the prompt: single keys (g, -, +, c…) work at once
     BINDINGS = [
         Binding("g", "generate", "Generate"),
         Binding("minus", "temp(-1)", "Temp", key_display="-", group=TEMPS),
