@@ -67,7 +67,7 @@ wait_for "● (stopped|finished)" 600 stopped
 save 03-train-stopped
 
 keys F2
-wait_for "[0-9.]+[kM]? params · step" 120 model-loaded  # the Generate screen's model line
+wait_for "^ model  .+\.pt · " 120 model-loaded  # the Generate screen's model line, once loaded
 keys c           # compare two temperatures side by side
 keys - - -       # 0.80 -> 0.50 on the left; the right pane keeps 1.20
 keys g

@@ -34,6 +34,7 @@ class CharnnApp(App[int]):
     CSS_PATH = "charnn.tcss"
     MODES = {"train": TrainScreen, "generate": GenerateScreen, "chat": ChatScreen, "models": ModelsScreen}
     DEFAULT_MODE = "train"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # screens get the class; the CSS adapts
     BINDINGS = [
         Binding("f1", "switch_mode('train')", "Train", show=False),
         Binding("f2", "switch_mode('generate')", "Generate", show=False),

@@ -60,7 +60,6 @@ class ChatMessage(Static):
 
 class ChatScreen(Screen):
     AUTO_FOCUS = ""  # on_screen_resume focuses the input once a model is loaded
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS = [
         Binding("minus", "temp(-1)", "Temp", key_display="-", group=TEMP),
         Binding("plus,equals_sign", "temp(1)", "Temp", key_display="+", group=TEMP),

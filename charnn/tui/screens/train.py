@@ -111,7 +111,6 @@ class TrainForm(VerticalScroll):
 class TrainScreen(Screen):
     """The form, then the dashboard: loss chart, numbers, and the sample log."""
 
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDINGS = [
         Binding("ctrl+s", "start", "Start training"),
         Binding("space", "toggle_pause", "Pause/Resume"),

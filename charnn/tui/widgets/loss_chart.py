@@ -16,6 +16,7 @@ from textual.widget import Widget
 
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # [row][col] within a cell
 VAL_MARK = "●"
+SETTLED = 0.05  # the share of the x range after which the y range is taken
 
 
 class Series:
@@ -62,10 +63,10 @@ def nice_step(span: float, count: int) -> float:
 
 def fmt_steps(x: float) -> str:
     if x >= 1e6:
-        return f"{x / 1e6:g}M"
+        return f"{x / 1e6:.3g}M"
     if x >= 1e3:
-        return f"{x / 1e3:g}k"
-    return f"{x:g}"
+        return f"{x / 1e3:.3g}k"
+    return f"{x:.0f}"
 
 
 class LossChart(Widget):
@@ -149,10 +150,15 @@ class LossChart(Widget):
 
         ys = self.train.ys + self.val.ys
         xs = self.train.xs + self.val.xs
+        x_lo, x_hi = min(0.0, min(xs)), max(xs)
         y_lo, y_hi = min(ys), max(ys)
+        # the first few percent of a run (loss falling from its start) would squash the rest
+        # into the bottom rows: scale to what follows, and let the start run off the top
+        settled = [y for x, y in zip(xs, ys, strict=True) if x >= x_lo + SETTLED * (x_hi - x_lo)]
+        if len(settled) >= 8:
+            y_hi = max(settled)
         pad = max((y_hi - y_lo) * 0.06, 0.02)
         y_lo, y_hi = max(0.0, y_lo - pad), y_hi + pad
-        x_lo, x_hi = min(0.0, min(xs)), max(xs)
         if x_hi <= x_lo:
             x_hi = x_lo + 1
 

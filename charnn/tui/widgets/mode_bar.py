@@ -14,8 +14,12 @@ class ModeBar(Horizontal):
 
     DEFAULT_CSS = """
     ModeBar { height: 1; dock: top; background: $panel; }
+    ModeBar > #mode-brand { width: auto; text-style: bold; }
     ModeBar > #mode-tabs { width: auto; }
-    ModeBar > #mode-status { width: 1fr; text-align: right; padding-right: 1; color: $text-muted; }
+    ModeBar > #mode-status {
+        width: 1fr; text-align: right; padding-right: 1; color: $text-muted;
+        text-wrap: nowrap; text-overflow: ellipsis;
+    }
     """
 
     def __init__(self, current: str):
@@ -23,7 +27,8 @@ class ModeBar(Horizontal):
         self.current = current
 
     def compose(self) -> ComposeResult:
-        parts = ["[b] charnn [/b]"]
+        yield Static(" charnn ", id="mode-brand")
+        parts = []
         for mode, key, label in SCREENS:
             if mode == self.current:
                 parts.append(f"[reverse b] {key} {label} [/]")
