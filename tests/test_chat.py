@@ -136,8 +136,15 @@ def test_the_repetition_guard_bans_a_repeated_run_of_tokens(loaded):
 
 
 def test_sampling_is_reproducible_with_a_seed(loaded):
+    import dataclasses
+
+    flat = copy.deepcopy(loaded.model)  # a trained toy model is too sure of itself for seeds to differ
+    with torch.no_grad():
+        flat.head.weight.mul_(0.1)
+    unsure = dataclasses.replace(loaded, model=flat)
+
     def talk(seed):
-        session = ChatSession(loaded, temperature=1.5, seed=seed, max_length=30)
+        session = ChatSession(unsure, temperature=1.0, seed=seed, max_length=30)
         return [session.reply("dogs please"), session.reply("hmm")]
 
     assert talk(3) == talk(3)
