@@ -154,8 +154,13 @@ class TrainScreen(Screen):
             "and quitting asks whether to stop the run or keep it training in the background.[/dim]",
         ]
         bundled = getattr(self.app, "bundled", [])
-        if bundled:
-            lines.insert(0, f"Built-in models are ready to try without training: F2 Generate ({len(bundled)} found).")
+        offers = []
+        for kind, key, screen in (("lm", "F2", "Generate"), ("chat", "F3", "Chat")):
+            names = [p.stem for p in bundled if (p.stem.endswith(f"-{kind}") or p.stem.startswith(f"{kind}-"))]
+            if names:
+                offers.append(f"{key} {screen} ({names[0]})")
+        if offers:
+            lines.insert(0, "Built-in models are ready to try without training: " + ", ".join(offers) + ".")
         hint.update("\n".join(lines))
 
     @property
