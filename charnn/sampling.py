@@ -106,6 +106,15 @@ def generate_ids(
     import torch
 
     stepper = getattr(model, "step", None)
+
+    def advance(tok: torch.Tensor, state):
+        if stepper is not None:
+            return stepper(tok.view(1), state)
+        logits, _, state = model(tok.view(1, 1), state=state)
+        return logits[:, -1, :], state
+
+    # inference mode is entered per step, never held across a yield: a generator that
+    # holds it would switch it off under another generator interleaved in the same thread
     with torch.inference_mode():
         x = torch.tensor([start], dtype=torch.long, device=device)
         if stepper is not None and x.size(1) <= SHORT_PROMPT:
@@ -116,14 +125,12 @@ def generate_ids(
             for i in range(0, x.size(1), PREFILL_WINDOW):
                 logits, _, state = model(x[:, i : i + PREFILL_WINDOW], state=state)
             last = logits[:, -1, :]
-        for _ in range(length):
+    for _ in range(length):
+        with torch.inference_mode():
             tok = next_token(last, temperature, top_k, top_p, generator)
-            yield int(tok.item())
-            if stepper is not None:
-                last, state = stepper(tok.view(1), state)
-            else:
-                logits, _, state = model(tok.view(1, 1), state=state)
-                last = logits[:, -1, :]
+        yield int(tok.item())
+        with torch.inference_mode():
+            last, state = advance(tok, state)
 
 
 def stream_text(ids: Iterator[int], tokenizer: Tokenizer) -> Iterator[str]:

@@ -182,8 +182,18 @@ class TrainScreen(Screen):
             return self.showing_form and self.state.status != "idle"
         return True
 
+    def _binding_key(self) -> tuple:
+        proc = self.process
+        return (self.state.status, self.state.active, self.showing_form,
+                proc is not None and proc.controllable, proc is not None and proc.stopping)
+
     def _refresh(self) -> None:
-        self.refresh_bindings()
+        # rebuilding the footer on every event (~4/s) leaked its old key widgets
+        # (benchmarks/soak.py: +830 MiB/h); rebuild only when what it shows can change
+        key = self._binding_key()
+        if key != getattr(self, "_last_binding_key", None):
+            self._last_binding_key = key
+            self.refresh_bindings()
         self.query_one(RunStats).show(self.state)
         self.app.training_status = self.status_line()  # type: ignore[attr-defined]
 
