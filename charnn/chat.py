@@ -13,6 +13,7 @@ Chat screen both drive it.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -396,8 +397,8 @@ def evaluate_chat_file(path, text_path, device: str = "auto", encoding: str = "u
     from charnn.training.chat_task import (
         EVAL_REPLY_TOKENS,
         DialogueExamples,
-        eval_subset,
         format_exchange,
+        reply_losses,
         score_examples,
     )
     from charnn.training.device import set_cpu_threads
@@ -416,10 +417,11 @@ def evaluate_chat_file(path, text_path, device: str = "auto", encoding: str = "u
     budget = max_tokens or EVAL_CHARS  # for chat models counted in reply characters
     with_ctx = DialogueExamples(conversations, tok, cfg, EVAL_REPLY_TOKENS)
     last_only = DialogueExamples(conversations, tok, dataclasses.replace(cfg, context_turns=1), EVAL_REPLY_TOKENS)
-    nats, bpc = score_examples(model, with_ctx, dev, budget)
+    subset, nats_ctx, tokens = reply_losses(model, with_ctx, dev, budget)
+    _, nats_none, _ = reply_losses(model, with_ctx, dev, budget, drop_context=True)
     _, bpc_last = score_examples(model, last_only, dev, budget)
-    _, bpc_none = score_examples(model, with_ctx, dev, budget, drop_context=True)
-    n_scored = len(eval_subset(with_ctx, budget))
+    chars = float(with_ctx.chars[subset].sum())
+    bpc, bpc_none = (float(n.sum()) / math.log(2) / max(chars, 1e-9) for n in (nats_ctx, nats_none))
 
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
@@ -438,13 +440,15 @@ def evaluate_chat_file(path, text_path, device: str = "auto", encoding: str = "u
     result = {
         "checkpoint": str(loaded.path),
         "scored": scored,
-        "replies": n_scored,
+        "replies": len(subset),
         "context_turns": cfg.context_turns,
-        "loss_nats_per_token": nats,
+        "loss_nats_per_token": float(nats_ctx.sum()) / max(int(tokens.sum()), 1),
         "bits_per_char": bpc,
         "bits_per_char_last_turn_only": bpc_last,
         "bits_per_char_without_context": bpc_none,
         "context_gain_bits_per_char": bpc_none - bpc,
+        # paired per reply: how many held-out replies the context makes more likely
+        "replies_more_likely_with_context": float((nats_ctx < nats_none).mean()) if len(subset) else 0.0,
         "distinct_1": distinct_n(replies, 1),
         "distinct_2": distinct_n(replies, 2),
     }

@@ -192,6 +192,8 @@ def test_eval_on_a_chat_checkpoint_shows_that_context_helps(chat_run, capsys):
     assert result["scored"].startswith("the held-out 10%") and result["replies"] == 30 * 4
     assert result["bits_per_char_without_context"] > result["bits_per_char"] + 0.1
     assert result["bits_per_char_last_turn_only"] > result["bits_per_char"]
+    # every turn but the first of each conversation (which has no context either way) gains from it
+    assert result["replies_more_likely_with_context"] >= 0.7
     assert 0 < result["distinct_1"] <= 1 and 0 < result["distinct_2"] <= 1
     assert " -> " in result["example_1"] and "real reply" in result["example_1"]
 

@@ -371,33 +371,42 @@ def eval_subset(examples: DialogueExamples, max_chars: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def score_examples(model, examples: DialogueExamples, device, max_chars: int = 0, drop_context: bool = False,
-                   bf16: bool = True, batch_size: int = EVAL_BATCH) -> tuple[float, float]:
-    """(nats per token, bits per character) of the replies of ``examples`` (the first ``max_chars`` characters'
-    worth); ``drop_context`` scores them with no context at all."""
+def reply_losses(model, examples: DialogueExamples, device, max_chars: int = 0, drop_context: bool = False,
+                 bf16: bool = True, batch_size: int = EVAL_BATCH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the first ``max_chars`` characters' worth of replies (0: all): their indices (file order), each
+    reply's summed loss in nats and its token count; ``drop_context`` scores them with no context at all."""
     import contextlib
 
     subset = eval_subset(examples, max_chars)
-    subset = subset[np.argsort(examples.ctx_len[subset] + examples.rep_len[subset], kind="stable")]
+    order = np.argsort(examples.ctx_len[subset] + examples.rep_len[subset], kind="stable")  # little padding
     autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" and bf16
                 else contextlib.nullcontext())
+    nats = np.zeros(len(subset))
+    tokens = np.zeros(len(subset), dtype=np.int64)
+    pad = examples.cfg.pad_id
     was_training = model.training
     model.eval()
-    total, count, chars = 0.0, 0, 0.0
-    pad = examples.cfg.pad_id
     try:
         for i in range(0, len(subset), batch_size):
-            index = subset[i : i + batch_size]
-            ctx, lengths, rin, tgt = (torch.from_numpy(a).to(device) for a in examples.batch(index, drop_context))
+            rows = order[i : i + batch_size]
+            ctx, lengths, rin, tgt = (torch.from_numpy(a).to(device)
+                                      for a in examples.batch(subset[rows], drop_context))
             with autocast:
                 logits, _ = model(ctx, lengths, rin)
-            total += float(F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), tgt.reshape(-1),
-                                           ignore_index=pad, reduction="sum"))
-            count += int((tgt != pad).sum())
-            chars += float(examples.chars[index].sum())
+            loss = F.cross_entropy(logits.transpose(1, 2).float(), tgt, ignore_index=pad, reduction="none")
+            nats[rows] = loss.sum(1).double().cpu().numpy()
+            tokens[rows] = (tgt != pad).sum(1).cpu().numpy()
     finally:
         model.train(was_training)
-    return total / max(count, 1), total / LN2 / max(chars, 1e-9)
+    return subset, nats, tokens
+
+
+def score_examples(model, examples: DialogueExamples, device, max_chars: int = 0, drop_context: bool = False,
+                   bf16: bool = True, batch_size: int = EVAL_BATCH) -> tuple[float, float]:
+    """(nats per token, bits per character) of the replies of ``examples`` (see ``reply_losses``)."""
+    subset, nats, tokens = reply_losses(model, examples, device, max_chars, drop_context, bf16, batch_size)
+    total = float(nats.sum())
+    return total / max(int(tokens.sum()), 1), total / LN2 / max(float(examples.chars[subset].sum()), 1e-9)
 
 
 def _pick_sample_example(examples: DialogueExamples) -> int:
