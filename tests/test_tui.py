@@ -409,3 +409,17 @@ async def test_a_built_in_chat_model_is_offered_on_first_start_and_opens_in_chat
         screen = app.screen
         await wait_for(pilot, lambda: screen.session is not None, "the built-in chat model to load", 60)
         assert built_in[0].stem in str(screen.query_one("#chat-model").render())
+
+
+def test_gpu_memory_from_step_events_reaches_the_run_state():
+    from charnn.training.events import Step, from_json, to_json
+    from charnn.tui.run_state import RunState
+
+    step = Step(step=5, epoch=0.1, loss=2.0, bpc=2.9, lr=1e-3, tokens_per_s=1e5, elapsed_s=3.0,
+                eta_s=10.0, progress=0.2, tokens=1000, gpu_mem_mib=1234.5)
+    state = RunState()
+    state.apply(from_json(to_json(step)))
+    assert state.gpu_mem_mib == 1234.5
+    state.apply(Step(step=6, epoch=0.1, loss=2.0, bpc=2.9, lr=1e-3, tokens_per_s=1e5, elapsed_s=3.0,
+                     eta_s=10.0, progress=0.2, tokens=1000))
+    assert state.gpu_mem_mib is None  # CPU runs carry none, and the row is hidden

@@ -41,6 +41,7 @@ class Step:
     eta_s: float | None
     progress: float  # 0..1 of the budget
     tokens: int  # training tokens seen so far
+    gpu_mem_mib: float | None = None  # peak CUDA memory allocated, on CUDA only
 
 
 @dataclass

@@ -35,6 +35,7 @@ class RunState:
     val_bpc: float | None = None
     best_val_bpc: float | None = None
     tokens_per_s: float = 0.0
+    gpu_mem_mib: float | None = None
     elapsed_s: float = 0.0
     eta_s: float | None = None
     progress: float = 0.0
@@ -65,6 +66,7 @@ class RunState:
         elif isinstance(e, Step):
             self.step, self.epoch, self.train_bpc, self.lr = e.step, e.epoch, e.bpc, e.lr
             self.tokens_per_s, self.elapsed_s, self.eta_s = e.tokens_per_s, e.elapsed_s, e.eta_s
+            self.gpu_mem_mib = e.gpu_mem_mib
             self.progress, self.tokens = e.progress, e.tokens
             if self.status == "starting":
                 self.status = "training"

@@ -75,6 +75,8 @@ class RunStats(Static):
             add_row("model", f"{s.layers}×{s.hidden} {s.cell} · {fmt_count(s.parameters)} · {s.tokenizer}")
         if s.device:
             add_row("device", s.device)
+        if s.gpu_mem_mib is not None:
+            add_row("gpu mem", f"{s.gpu_mem_mib:,.0f} MiB peak")
         if s.budget:
             add_row("budget", s.budget)
         return grid
