@@ -59,7 +59,7 @@ def _add_train(sub) -> None:
     g.add_argument("--tie-weights", action="store_true", help="share input embedding and output weights")
     g = p.add_argument_group("training")
     g.add_argument("--batch-size", type=_positive_int, default=None, help="parallel streams per step")
-    g.add_argument("--seq-len", type=_positive_int, default=None, help="truncated-BPTT window in tokens")
+    g.add_argument("--seq-len", type=_positive_int, default=None, help="truncated-BPTT window in tokens (chat: longest training reply)")
     g.add_argument("--lr", type=float, default=None)
     g.add_argument("--warmup", type=_positive_int, default=None, help="warm-up steps")
     g.add_argument("--steps", type=_positive_int, default=None, help="stop after N steps")
