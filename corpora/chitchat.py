@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from charnn.errors import CharnnError
-from charnn.text.dialogue import Conversation, clean_turn, format_plain
+from charnn.text.dialogue import Conversation, add_turn, format_plain
 from corpora.cache import corpora_cache_dir, write_atomic
 
 NAME = "chitchat"
@@ -42,15 +42,8 @@ def conversations() -> list[Conversation]:
         turns: list[str] = []
         last = None
         for run in conv.get("messages", []):
-            said = clean_turn(" ".join(m.get("text", "") for m in run))
             sender = run[0].get("sender") if run else None
-            if not said:
-                continue
-            if sender is not None and sender == last and turns:
-                turns[-1] += " " + said
-            else:
-                turns.append(said)
-            last = sender
+            last = add_turn(turns, " ".join(m.get("text", "") for m in run), sender, last)
         if turns:
             out.append(turns)
     return out

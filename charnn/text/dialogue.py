@@ -38,6 +38,19 @@ def clean_turn(text: str) -> str:
     return " ".join(text.split())
 
 
+def add_turn(turns: list[str], text: str, speaker: str | None, last: str | None) -> str | None:
+    """Append a cleaned turn, merging it into the previous one when the same speaker goes on;
+    returns the speaker to compare the next turn with."""
+    said = clean_turn(text)
+    if not said:
+        return last
+    if speaker is not None and speaker == last and turns:
+        turns[-1] += " " + said
+    else:
+        turns.append(said)
+    return speaker
+
+
 def _speaker(line: str) -> tuple[str, str] | None:
     m = _SPEAKER.match(line)
     if not m or len(m.group(1).split()) > _MAX_NAME_WORDS:
@@ -135,14 +148,7 @@ def parse_jsonl(text: str, source: str = "<text>") -> list[Conversation]:
                 break
             if role == "system":
                 continue
-            said = clean_turn(msg["content"])
-            if not said:
-                continue
-            if role is not None and role == last and turns:
-                turns[-1] += " " + said
-            else:
-                turns.append(said)
-            last = role
+            last = add_turn(turns, msg["content"], role, last)
         else:
             if turns:
                 conversations.append(turns)
