@@ -71,6 +71,12 @@ def _add_train(sub) -> None:
     g.add_argument("--patience", type=_positive_int, default=None,
                    help="stop after N evaluations without improvement (0 = never)")
     g.add_argument("--val-fraction", type=float, default=None, help="share held out for validation (0.1)")
+    g.add_argument("--teacher-forcing", metavar="SCHEDULE", default=None,
+                   help="chat: how often the decoder is fed the gold previous reply token rather than one it "
+                        "samples itself (scheduled sampling, Bengio et al. 2015): 1 (default) always; a "
+                        "RATIO in [0, 1] at every step; or SHAPE:STEPS[:FLOOR], falling from 1 to FLOOR "
+                        "(default 0) by step STEPS, SHAPE linear, exponential or inverse-sigmoid, e.g. "
+                        "linear:2000:0.5. Below 1 training reads replies one token at a time (slower)")
     g.add_argument("--seed", type=_positive_int, default=None)
     g.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
     g.add_argument("--threads", type=_positive_int, default=None, help="CPU threads (default: one per core)")
@@ -190,6 +196,12 @@ def settings_from_args(args):
         if value is not None:
             setattr(obj, field, value)
     t.bf16 = not args.no_bf16
+    if args.teacher_forcing is not None:
+        from charnn.training.teacher_forcing import parse_teacher_forcing
+
+        if args.mode != "chat":
+            raise CharnnError("--teacher-forcing applies to chat models only; add --mode chat.")
+        t.teacher_forcing = str(parse_teacher_forcing(args.teacher_forcing))
     return s
 
 

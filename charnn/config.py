@@ -61,6 +61,7 @@ class TrainConfig(_DictMixin):
     device: str = "auto"
     threads: int = 0  # CPU threads, 0 = pick
     bf16: bool = True  # autocast on CUDA
+    teacher_forcing: str = "1"  # chat: a ratio or a scheduled-sampling schedule (training/teacher_forcing.py)
 
 
 @dataclass

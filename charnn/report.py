@@ -41,6 +41,27 @@ def fmt_count(n: float) -> str:
     return f"{n:.0f}"
 
 
+def teacher_forcing_schedule(start: Start):
+    """A chat run's scheduled-sampling schedule from its settings; None for plain teacher forcing."""
+    if start.mode != "chat":
+        return None
+    from charnn.errors import CharnnError
+    from charnn.training.teacher_forcing import parse_teacher_forcing
+
+    try:
+        schedule = parse_teacher_forcing(start.settings.get("train", {}).get("teacher_forcing", "1"))
+    except CharnnError:
+        return None
+    return None if schedule.always else schedule
+
+
+def teacher_forcing_of(step: Step, schedule) -> float | None:
+    """The ratio a Step event carries, else the one its run's schedule gives for the step it reports."""
+    if step.teacher_forcing is not None:
+        return step.teacher_forcing
+    return schedule.ratio(max(step.step - 1, 0)) if schedule is not None else None
+
+
 class JsonlReporter:
     def __init__(self, out: TextIO | None = None):
         self.out = out or sys.stdout
@@ -85,6 +106,7 @@ class PlainReporter:
         self.every_s = every_s
         self.quiet = quiet
         self._last = -1e9
+        self.schedule = None
 
     def _line(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -94,6 +116,7 @@ class PlainReporter:
         if self.quiet and not isinstance(e, Error | Done):
             return
         if isinstance(e, Start):
+            self.schedule = teacher_forcing_schedule(e)
             what = f"resuming {e.run_name} at step {e.resumed_step}" if e.resumed_step else f"run {e.run_name}"
             self._line(
                 f"charnn: {what} | {e.mode} | {e.tokenizer} vocab {e.vocab_size} | "
@@ -104,9 +127,10 @@ class PlainReporter:
         elif isinstance(e, Step):
             if e.elapsed_s - self._last >= self.every_s:
                 self._last = e.elapsed_s
+                tf = teacher_forcing_of(e, self.schedule)
                 self._line(
                     f"step {e.step:>6} | epoch {e.epoch:5.2f} | loss {e.loss:.4f} | {e.bpc:.3f} bpc | "
-                    f"lr {e.lr:.2e} | {fmt_count(e.tokens_per_s)} tok/s | "
+                    f"lr {e.lr:.2e} | {'' if tf is None else f'tf {tf:.2f} | '}{fmt_count(e.tokens_per_s)} tok/s | "
                     f"{fmt_duration(e.elapsed_s)} elapsed | eta {fmt_duration(e.eta_s)}"
                 )
         elif isinstance(e, Eval):
@@ -149,7 +173,7 @@ class RichReporter:
             TextColumn("step {task.fields[step]}"),
             TextColumn("loss {task.fields[loss]}"),
             TextColumn("val [cyan]{task.fields[val]}[/] bpc"),
-            TextColumn("{task.fields[rate]} tok/s"),
+            TextColumn("{task.fields[tf]}{task.fields[rate]} tok/s"),
             TimeElapsedColumn(),
             TextColumn("eta {task.fields[eta]}"),
             console=self.console,
@@ -166,10 +190,12 @@ class RichReporter:
             self.plain(e)
             self.progress.start()
             self.task = self.progress.add_task("train", total=1.0, phase="training", step=0,
-                                               loss="-", val="-", rate="-", eta="?")
+                                               loss="-", val="-", rate="-", eta="?", tf="")
         elif isinstance(e, Step) and self.task is not None:
+            ratio = teacher_forcing_of(e, self.plain.schedule)
             self.progress.update(self.task, completed=e.progress, step=e.step, loss=f"{e.loss:.3f}",
-                                 val=self.val, rate=fmt_count(e.tokens_per_s), eta=fmt_duration(e.eta_s))
+                                 val=self.val, rate=fmt_count(e.tokens_per_s), eta=fmt_duration(e.eta_s),
+                                 tf="" if ratio is None else f"tf {ratio:.2f}  ")
         elif isinstance(e, Eval):
             self.val = f"{e.val_bpc:.3f}"
             if self.task is not None:

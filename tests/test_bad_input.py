@@ -207,6 +207,13 @@ SETTINGS_CASES = [
     (["--tokenizer", "bpe", "--vocab-size", "1"], "--vocab-size"),
     (["--tokenizer", "bpe", "--vocab-size", "5000000"], "--vocab-size"),
     (["--tokenizer", "bpe", "--vocab-size", "4000"], "larger than this text supports"),
+    (["--teacher-forcing", "0.5"], "--teacher-forcing applies to chat models only"),
+    (["--mode", "chat", "--teacher-forcing", "1.5"], "--teacher-forcing takes a ratio between 0 and 1"),
+    (["--mode", "chat", "--teacher-forcing", "nan"], "--teacher-forcing"),
+    (["--mode", "chat", "--teacher-forcing", "cosine:100"], "unknown shape 'cosine'"),
+    (["--mode", "chat", "--teacher-forcing", "linear:0:0.5"], "STEPS must be a whole number"),
+    (["--mode", "chat", "--teacher-forcing", "linear:100:2"], "outside 0..1"),
+    (["--mode", "chat", "--teacher-forcing", "linear:100:0.5:1"], "too many parts"),
 ]
 
 

@@ -14,6 +14,10 @@ Padding is handled with masks, not packed sequences: sequences are padded on
 the right, the backward direction reads each sequence reversed in place (its
 real tokens first), and attention masks padded positions, so a padded
 position can never change a real one's output.
+
+Training feeds the decoder the gold reply (teacher forcing), or, as an option,
+sometimes its own sampled tokens instead (scheduled sampling, Bengio et al.
+2015; ``decode_scheduled``), so it learns to go on from its own mistakes.
 """
 
 from __future__ import annotations
@@ -172,15 +176,53 @@ class Seq2SeqModel(nn.Module):
         h = torch.tanh(self.combine(torch.cat([out, ctx], dim=-1)))
         return self.head(self.drop(h)), state
 
+    def decode_scheduled(self, memory: Memory, reply_in: torch.Tensor, teacher_forcing: float,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+        """Logits (B x T x V) for ``reply_in`` read one position at a time, where each example's input at
+        each position after the first is, with probability ``1 - teacher_forcing``, a token sampled from
+        the model's own prediction there instead of the gold one (scheduled sampling, Bengio et al. 2015).
+
+        Sampled from the softmax rather than argmax, as in the paper and as replies are generated; detached,
+        since a sample has no gradient. Padded positions keep their pad input: they come after every real
+        one, so nothing fed there can reach a real position's output.
+        """
+        state = memory.init
+        pad = self.config.pad_id
+        b, t = reply_in.shape
+        if t > 1:  # one draw per example and position (the first input is always <bos>)
+            own = torch.rand(b, t - 1, generator=generator, device=reply_in.device) >= teacher_forcing
+            own &= reply_in[:, 1:] != pad
+        steps = []
+        token = reply_in[:, :1]
+        for i in range(t):
+            logits, state = self.decode(memory, token, state)
+            steps.append(logits)
+            if i + 1 < t:
+                with torch.no_grad():
+                    probs = torch.softmax(logits[:, 0].float(), dim=-1)
+                    sampled = torch.multinomial(probs, 1, generator=generator)
+                token = torch.where(own[:, i : i + 1], sampled, reply_in[:, i + 1 : i + 2])
+        return torch.cat(steps, dim=1)
+
     def forward(
         self,
         context: torch.Tensor,
         lengths: torch.Tensor,
         reply_in: torch.Tensor,
         targets: torch.Tensor | None = None,
+        teacher_forcing: float = 1.0,
+        generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Teacher-forced logits for ``reply_in``; with ``targets`` also the mean loss over non-pad targets."""
-        logits, _ = self.decode(self.encode(context, lengths), reply_in)
+        """Logits for ``reply_in``; with ``targets`` also the mean loss over non-pad targets.
+
+        Teacher-forced (the whole reply at once) when ``teacher_forcing`` is 1; below 1, scheduled sampling
+        (``decode_scheduled``), one position at a time and so several times slower.
+        """
+        memory = self.encode(context, lengths)
+        if teacher_forcing >= 1.0:
+            logits, _ = self.decode(memory, reply_in)
+        else:
+            logits = self.decode_scheduled(memory, reply_in, teacher_forcing, generator)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),

@@ -26,6 +26,7 @@ from charnn.errors import CharnnError
 from charnn.models.seq2seq import SPECIALS, Seq2SeqConfig, Seq2SeqModel
 from charnn.text.dialogue import Conversation, read_dialogues, split_conversations
 from charnn.text.tokenizers import CharTokenizer, SentencePieceTokenizer, Tokenizer
+from charnn.training.teacher_forcing import parse_teacher_forcing
 
 LN2 = math.log(2.0)
 GROUP_BATCHES = 32  # batches per length-sorted group
@@ -286,6 +287,11 @@ class ChatTask:
         if ex.eos_cut:
             self.notices.append(f"{ex.eos_cut} training replies are longer than {cfg.max_reply_tokens} tokens "
                                 f"and are cut (--seq-len sets the limit).")
+        self.schedule = parse_teacher_forcing(tc.teacher_forcing)
+        if not self.schedule.always:
+            self.notices.append(f"Training with {self.schedule.describe()} (--teacher-forcing "
+                                f"{self.schedule}); evaluation stays teacher-forced.")
+        self.teacher_forcing = self.schedule.ratio(0)  # the ratio of the last training step
         self.model = Seq2SeqModel(cfg).to(device)
         self._sample_example = _pick_sample_example(self.val_examples)
 
@@ -298,8 +304,19 @@ class ChatTask:
         index = self.batcher.local_batch(step)
         self.tokens_per_step = int(self.train_examples.rep_len[self.batcher.global_batch(step)].sum())
         ctx, lengths, rin, tgt = self._tensors(self.train_examples, index)
-        _, loss = model(ctx, lengths, rin, tgt)
+        self.teacher_forcing = ratio = self.schedule.ratio(step)
+        if ratio >= 1.0:
+            _, loss = model(ctx, lengths, rin, tgt)
+        else:  # the model's own samples at a step are a function of the step, so a resumed run redraws them
+            gen = torch.Generator(device=self.device)
+            gen.manual_seed(int(np.random.SeedSequence([self.settings.train.seed, step, self.rank])
+                                .generate_state(1)[0]))
+            _, loss = model(ctx, lengths, rin, tgt, teacher_forcing=ratio, generator=gen)
         return loss
+
+    def teacher_forcing_at(self, step: int) -> float:
+        """The teacher-forcing ratio training step ``step`` uses (1 = the gold reply at every position)."""
+        return self.schedule.ratio(step)
 
     def shrink_batch(self) -> int | None:
         """Halve the batch after running out of memory; None when already at one example per rank."""

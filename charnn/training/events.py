@@ -42,6 +42,7 @@ class Step:
     progress: float  # 0..1 of the budget
     tokens: int  # training tokens seen so far
     gpu_mem_mib: float | None = None  # peak CUDA memory allocated, on CUDA only
+    teacher_forcing: float | None = None  # chat: the teacher-forcing ratio of the last step (None: not given)
 
 
 @dataclass
