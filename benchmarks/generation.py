@@ -1,6 +1,7 @@
 """Generation speed: characters/s for one stream and for a batch of streams, and time to the
-first token, for the default model (or --checkpoint). Side by side: the same model stepped
-through nn.LSTM one token at a time (the naive loop), so the fast path's gain is visible.
+first token, for the default model (or --checkpoint). Side by side in the same run: charnn's
+Stepper (charnn/models/stepper.py, fused Gumbel-max draw), the previous path (model.step +
+softmax/multinomial per token) and the naive loop (nn.LSTM on length-1 sequences).
 
     python benchmarks/generation.py [--checkpoint PATH] [--length 2000]
 """
@@ -56,33 +57,58 @@ def main() -> int:
     rows.append({"path": "charnn generate (1 stream)", "chars/s": round(chars / total),
                  "first_token_ms": round(first_s * 1e3, 1)})
 
-    # the naive loop: nn.LSTM called on length-1 sequences
-    with torch.inference_mode():
-        x = torch.tensor([[tok.encode("\n")[0]]], device=dev)
-        state, n = None, min(args.length, 500)
-        g = torch.Generator(device=dev).manual_seed(0)
+    def rate(loop, streams: int, n: int) -> int:
+        loop(20)  # warm up
         t0 = time.perf_counter()
-        for _ in range(n):
-            logits, _, state = model(x, state=state)
-            x = next_token(logits[:, -1], 0.8, generator=g).view(1, 1)
+        loop(n)
         sync()
-        rows.append({"path": "naive nn.LSTM loop (1 stream)", "chars/s": round(n / (time.perf_counter() - t0)),
-                     "first_token_ms": ""})
+        return round(streams * n / (time.perf_counter() - t0))
 
-        # a batch of streams through the fast step
-        b = args.batch
-        x = torch.full((b,), tok.encode("\n")[0], device=dev)
-        state, n = None, min(args.length, 1000)
-        t0 = time.perf_counter()
-        for _ in range(n):
-            logits, state = model.step(x, state)
-            x = next_token(logits, 0.8, generator=g)
-        sync()
-        rows.append({"path": f"batched step ({b} streams)", "chars/s": round(b * n / (time.perf_counter() - t0)),
-                     "first_token_ms": ""})
+    start = tok.encode("\n")[0]
+    g = torch.Generator(device=dev).manual_seed(0)
+
+    def step_loop(b):  # the previous fast path: model.step + softmax/multinomial per token
+        def loop(n):
+            x, state = torch.full((b,), start, device=dev), None
+            for _ in range(n):
+                with torch.inference_mode():
+                    logits, state = model.step(x, state)
+                    x = next_token(logits, 0.8, generator=g)
+                x.tolist()
+        return loop
+
+    def stepper_loop(b):  # what charnn generate runs: Stepper + fused Gumbel-max draw
+        def loop(n):
+            st = model.stepper(b)
+            x = torch.full((b,), start, device=dev)
+            for _ in range(n):
+                x = st.sample(st.advance(x), 0.8, g)
+                x.tolist()
+        return loop
+
+    def naive_loop(n):  # nn.LSTM called on length-1 sequences
+        with torch.inference_mode():
+            x, state = torch.full((1, 1), start, device=dev), None
+            for _ in range(n):
+                logits, _, state = model(x, state=state)
+                x = next_token(logits[:, -1], 0.8, generator=g).view(1, 1)
+                x.tolist()
+
+    n1 = min(args.length, 2000)
+    rows.append({"path": "Stepper + Gumbel-max (1 stream)", "chars/s": rate(stepper_loop(1), 1, n1), "first_token_ms": ""})
+    rows.append({"path": "model.step + multinomial (1 stream)", "chars/s": rate(step_loop(1), 1, n1),
+                 "first_token_ms": ""})
+    rows.append({"path": "naive nn.LSTM loop (1 stream)", "chars/s": rate(naive_loop, 1, min(n1, 500)),
+                 "first_token_ms": ""})
+    b = args.batch
+    rows.append({"path": f"Stepper + Gumbel-max ({b} streams)", "chars/s": rate(stepper_loop(b), b, 500),
+                 "first_token_ms": ""})
+    rows.append({"path": f"model.step + multinomial ({b} streams)", "chars/s": rate(step_loop(b), b, 500),
+                 "first_token_ms": ""})
     print(table(rows, ["path", "chars/s", "first_token_ms"]))
-    fast, naive = rows[0]["chars/s"], rows[1]["chars/s"]
-    print(f"fast path vs naive loop: {fast / max(naive, 1):.1f}x")
+    by = {r["path"].split(" (")[0]: r["chars/s"] for r in rows[1:4]}
+    print(f"Stepper vs model.step loop: {by['Stepper + Gumbel-max'] / by['model.step + multinomial']:.2f}x; "
+          f"vs naive nn.LSTM loop: {by['Stepper + Gumbel-max'] / by['naive nn.LSTM loop']:.1f}x")
     print(f"results: {save('generation', {'model': f'{cfg.layers}x{cfg.hidden}', 'device': str(dev), 'rows': rows})}")
     return 0
 

@@ -102,35 +102,35 @@ def generate_ids(
     device: torch.device | str = "cpu",
     state=None,
 ) -> Iterator[int]:
-    """Token ids after ``start`` (which must be non-empty), one per step."""
+    """Token ids after ``start`` (which must be non-empty), one per step.
+
+    Uses the model's ``Stepper`` (charnn/models/stepper.py): a plain temperature draw is
+    a Gumbel-max argmax fused into the output layer. Nothing here switches autograd
+    modes across a ``yield`` (the stepper's weights are detached), so generators
+    interleaved in one thread cannot disturb each other.
+    """
     import torch
 
-    stepper = getattr(model, "step", None)
-
-    def advance(tok: torch.Tensor, state):
-        if stepper is not None:
-            return stepper(tok.view(1), state)
-        logits, _, state = model(tok.view(1, 1), state=state)
-        return logits[:, -1, :], state
-
-    # inference mode is entered per step, never held across a yield: a generator that
-    # holds it would switch it off under another generator interleaved in the same thread
-    with torch.inference_mode():
-        x = torch.tensor([start], dtype=torch.long, device=device)
-        if stepper is not None and x.size(1) <= SHORT_PROMPT:
-            for i in range(x.size(1)):
-                last, state = stepper(x[:, i], state)
-        else:
-            # a long prompt is read in windows, so memory stays bounded whatever its length
-            for i in range(0, x.size(1), PREFILL_WINDOW):
-                logits, _, state = model(x[:, i : i + PREFILL_WINDOW], state=state)
-            last = logits[:, -1, :]
+    x = torch.tensor([start], dtype=torch.long, device=device)
+    if x.size(1) > SHORT_PROMPT:
+        # a long prompt is read in windows by the full network, so memory stays bounded
+        with torch.inference_mode():
+            for i in range(0, x.size(1) - 1, PREFILL_WINDOW):
+                _, _, state = model(x[:, i : min(i + PREFILL_WINDOW, x.size(1) - 1)], state=state)
+        x = x[:, -1:]
+    stepper = model.stepper(1, state)
+    for i in range(x.size(1)):
+        top = stepper.advance(x[:, i])
+    plain = temperature > 0 and not (0 < top_k < stepper.vocab_size) and top_p >= 1.0
     for _ in range(length):
-        with torch.inference_mode():
-            tok = next_token(last, temperature, top_k, top_p, generator)
-        yield int(tok.item())
-        with torch.inference_mode():
-            last, state = advance(tok, state)
+        if temperature <= 0:
+            tok = stepper.logits(top).argmax(dim=-1)
+        elif plain:
+            tok = stepper.sample(top, temperature, generator)
+        else:
+            tok = next_token(stepper.logits(top), temperature, top_k, top_p, generator)
+        yield int(tok)
+        top = stepper.advance(tok)
 
 
 def stream_text(ids: Iterator[int], tokenizer: Tokenizer) -> Iterator[str]:

@@ -121,3 +121,63 @@ def test_two_interleaved_generations_do_not_disturb_each_other():
         out.append(next(a))
         next(b, None)  # b finishes first, as in the TUI's compare mode
     assert "".join(out) == alone
+
+
+@pytest.mark.parametrize("cell,vocab,embedding", [("lstm", 11, 0), ("lstm", 11, 5), ("gru", 11, 0), ("rnn", 11, 0)])
+def test_stepper_matches_the_full_forward(cell, vocab, embedding, monkeypatch):
+    from charnn.models import stepper as stepper_mod
+
+    torch.manual_seed(0)
+    model = RNNLanguageModel(ModelConfig(vocab_size=vocab, layers=2, hidden=16, cell=cell, embedding=embedding))
+    model.eval()
+    ids = torch.randint(0, vocab, (3, 7))
+    full, _, full_state = model(ids)
+    for table in (True, False):  # the first-layer lookup table and the plain product agree
+        monkeypatch.setattr(stepper_mod, "TABLE_MAX_MACS", 1 << 30 if table else 0)
+        st = model.stepper(batch=3)
+        assert (st.table is not None) == (table and cell == "lstm")
+        logits = [st.logits(st.advance(ids[:, i])) for i in range(ids.size(1))]
+        assert torch.allclose(torch.stack(logits, dim=1), full, atol=1e-5)
+        for got, want in zip(st.state if cell == "lstm" else (st.state,),
+                             full_state if cell == "lstm" else (full_state,), strict=True):
+            assert torch.allclose(got, want, atol=1e-5)
+    # a stepper started from a carried state continues exactly where forward stopped
+    more = torch.randint(0, vocab, (3, 4))
+    cont, _, _ = model(more, state=full_state)
+    st = model.stepper(batch=3, state=full_state)
+    logits = [st.logits(st.advance(more[:, i])) for i in range(more.size(1))]
+    assert torch.allclose(torch.stack(logits, dim=1), cont, atol=1e-5)
+
+
+def test_stepper_draws_follow_the_tempered_softmax():
+    """The fused Gumbel-max draw samples softmax(logits / T): frequencies match at T=1 and T=0.5."""
+    torch.manual_seed(0)
+    model = RNNLanguageModel(ModelConfig(vocab_size=5, layers=1, hidden=8)).eval()
+    st = model.stepper(batch=4000)
+    top = st.advance(torch.zeros(4000, dtype=torch.long))
+    logits = st.logits(top[:1])[0]
+    with torch.no_grad():
+        model.head.bias.copy_(torch.tensor([2.0, 1.0, 0.0, -1.0, 0.5]) - logits + model.head.bias)
+    st = model.stepper(batch=4000)
+    top = st.advance(torch.zeros(4000, dtype=torch.long))
+    g = torch.Generator().manual_seed(3)
+    for t in (1.0, 0.5):
+        want = torch.softmax(st.logits(top[:1])[0] / t, dim=-1)
+        draws = st.sample(top, t, g)
+        freq = torch.bincount(draws, minlength=5).float() / 4000
+        assert torch.allclose(freq, want, atol=0.03), (t, freq, want)
+    # consecutive draws use fresh noise
+    assert not torch.equal(st.sample(top, 1.0, g), st.sample(top, 1.0, g))
+
+
+def test_long_prompts_are_read_by_the_full_network_with_the_same_result(monkeypatch):
+    import charnn.sampling as sampling
+
+    model, tok = _model_and_tokenizer()
+    prime = "hello world " * 5
+    cfg = SampleConfig(temperature=0.0, length=40, prime=prime, seed=0)
+    monkeypatch.setattr(sampling, "SHORT_PROMPT", 10_000)
+    stepped = "".join(generate_text(model, tok, cfg))
+    monkeypatch.setattr(sampling, "SHORT_PROMPT", 4)
+    monkeypatch.setattr(sampling, "PREFILL_WINDOW", 7)
+    assert "".join(generate_text(model, tok, cfg)) == stepped

@@ -106,6 +106,12 @@ class RNNLanguageModel(nn.Module):
         new_state: State = (torch.stack(hs), torch.stack(cs)) if cfg.cell == "lstm" else torch.stack(hs)
         return logits, new_state
 
+    def stepper(self, batch: int = 1, state: State | None = None):
+        """A ``Stepper`` over this model's current weights: the fast path for generation."""
+        from charnn.models.stepper import Stepper
+
+        return Stepper(self, batch, state)
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
