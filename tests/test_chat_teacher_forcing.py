@@ -160,6 +160,25 @@ def test_gradients_reach_the_model_through_the_sampled_path():
 # -- training through the CLI -------------------------------------------------------------
 
 
+def test_the_task_follows_the_schedule_by_step_and_redraws_the_same_samples_for_a_step(tmp_path):
+    from charnn.config import RunSettings
+    from charnn.training.chat_task import ChatTask
+
+    s = RunSettings(mode="chat", corpus=str(write_synthetic(tmp_path / "d.txt", n=40)))
+    s.model.layers, s.model.hidden, s.train.batch_size, s.train.seq_len = 1, 16, 8, 16
+    cpu = torch.device("cpu")
+    plain = ChatTask(s, cpu)
+    plain.train_loss(plain.model, 3)
+    assert plain.teacher_forcing is None  # nothing to show under plain teacher forcing
+    s.train.teacher_forcing = "linear:10:0.5"
+    task = ChatTask(s, cpu)
+    assert task.teacher_forcing == 1.0
+    first = task.train_loss(task.model, 4)
+    assert task.teacher_forcing == pytest.approx(0.8) == task.teacher_forcing_at(4)
+    assert torch.equal(task.train_loss(task.model, 4), first)
+
+
+
 def test_resumed_training_continues_the_same_schedule(tmp_path):
     corpus = write_synthetic(tmp_path / "d.txt", n=60)
     common = [str(corpus), *CHAT_ARGS, "--eval-every", "1000", "--teacher-forcing", "linear:8:0.2"]

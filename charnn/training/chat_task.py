@@ -291,7 +291,8 @@ class ChatTask:
         if not self.schedule.always:
             self.notices.append(f"Training with {self.schedule.describe()} (--teacher-forcing "
                                 f"{self.schedule}); evaluation stays teacher-forced.")
-        self.teacher_forcing = self.schedule.ratio(0)  # the ratio of the last training step
+        # the ratio of the last training step, for progress displays; None under plain teacher forcing
+        self.teacher_forcing: float | None = None if self.schedule.always else self.schedule.ratio(0)
         self.model = Seq2SeqModel(cfg).to(device)
         self._sample_example = _pick_sample_example(self.val_examples)
 
@@ -304,7 +305,9 @@ class ChatTask:
         index = self.batcher.local_batch(step)
         self.tokens_per_step = int(self.train_examples.rep_len[self.batcher.global_batch(step)].sum())
         ctx, lengths, rin, tgt = self._tensors(self.train_examples, index)
-        self.teacher_forcing = ratio = self.schedule.ratio(step)
+        ratio = self.schedule.ratio(step)
+        if not self.schedule.always:
+            self.teacher_forcing = ratio
         if ratio >= 1.0:
             _, loss = model(ctx, lengths, rin, tgt)
         else:  # the model's own samples at a step are a function of the step, so a resumed run redraws them
