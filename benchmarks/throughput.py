@@ -61,7 +61,7 @@ def charnn_loop(layers, hidden, batch, seq, device, steps) -> tuple[float, float
     from charnn.training.trainer import train_stream
 
     s = RunSettings(corpus=str(SHAKESPEARE))
-    s.model.layers, s.model.hidden = layers, hidden
+    s.model.layers, s.model.hidden, s.model.embedding = layers, hidden, hidden  # the raw loop's shape
     s.train.batch_size, s.train.seq_len, s.train.device = batch, seq, str(device)
     s.train.steps, s.train.eval_every, s.train.sample_length = steps + 3, 10**9, 0
     if device.type == "cuda":

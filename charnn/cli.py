@@ -54,7 +54,7 @@ def _add_train(sub) -> None:
     g.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
     g.add_argument("--layers", type=_positive_int, default=None)
     g.add_argument("--hidden", type=_positive_int, default=None)
-    g.add_argument("--embedding", type=_positive_int, default=0, help="embedding size (0 = hidden)")
+    g.add_argument("--embedding", type=_positive_int, default=0, help="embedding size (0 = auto: the vocabulary size rounded up to 16, at most --hidden)")
     g.add_argument("--dropout", type=float, default=None)
     g.add_argument("--tie-weights", action="store_true", help="share input embedding and output weights")
     g = p.add_argument_group("training")

@@ -28,7 +28,7 @@ class ModelConfig(_DictMixin):
     cell: str = "lstm"  # lstm | gru | rnn
     layers: int = 2
     hidden: int = 512
-    embedding: int = 0  # 0 means "same as hidden" (needed for weight tying)
+    embedding: int = 0  # 0: "same as hidden" in a saved config; a new LM run fills in presets.auto_embedding
     dropout: float = 0.0
     tie_weights: bool = False
 

@@ -50,7 +50,11 @@ class RNNLanguageModel(nn.Module):
         # unit-variance embeddings give the gates a strong input signal from step one
         # (0.1 learned ~0.3 bits/char slower over the first 600k tokens, benchmarks in the log);
         # tied weights double as output weights, where that scale would saturate the softmax
-        nn.init.normal_(self.embed.weight, std=0.05 if self.config.tie_weights else 1.0)
+        # (an embedding narrower than the hidden size gets a proportionally larger scale, so the
+        # gates' pre-activations start with the same variance as at embedding == hidden)
+        cfg = self.config
+        std = 0.05 if cfg.tie_weights else (cfg.hidden / cfg.embedding_dim) ** 0.5
+        nn.init.normal_(self.embed.weight, std=std)
         nn.init.zeros_(self.head.bias)
         if self.config.cell == "lstm":
             # forget-gate bias of 1 (Jozefowicz et al. 2015) helps early learning

@@ -16,6 +16,7 @@ import torch
 from charnn.config import ModelConfig, RunSettings
 from charnn.errors import CharnnError
 from charnn.models.lm import RNNLanguageModel, detach_state, state_from_list, state_to_list
+from charnn.presets import auto_embedding
 from charnn.sampling import default_start, generate_ids, stream_text
 from charnn.text.dataset import StreamBatcher, TokenizedCorpus, fit_batch_shape, load_corpus
 from charnn.text.tokenizers import Tokenizer
@@ -59,6 +60,8 @@ class LMTask:
         self.tokens_per_step = b * t  # global, all ranks
         cfg = ModelConfig.from_dict(model_config) if model_config else settings.model
         cfg.vocab_size = corpus.tokenizer.vocab_size
+        if not model_config and not cfg.embedding and not cfg.tie_weights:
+            cfg.embedding = auto_embedding(cfg.hidden, cfg.vocab_size)
         self.model_config = cfg
         self.model = RNNLanguageModel(cfg).to(device)
         self.state = None  # carried hidden state of this rank's streams
