@@ -243,3 +243,18 @@ def test_the_progress_display_follows_the_schedule_from_the_run_settings():
     rich(start("chat", settings))
     rich(step(51))
     rich.close()
+
+
+def test_step_events_carry_the_ratio_of_their_step(tmp_path):
+    import json
+
+    corpus = write_synthetic(tmp_path / "d.txt", n=60)
+    assert main(["train", str(corpus), *CHAT_ARGS, "--steps", "6", "--teacher-forcing", "linear:4:0.2",
+                 "--out", str(tmp_path / "run")]) == 0
+    events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    ratios = {e["step"]: e["teacher_forcing"] for e in events if e.get("event") == "step"}
+    assert ratios and all(r is not None for r in ratios.values())
+    schedule = parse_teacher_forcing("linear:4:0.2")
+    for step, ratio in ratios.items():  # a Step event after N steps reports the ratio the N-th step used
+        assert ratio == pytest.approx(schedule.ratio(step - 1))
+    assert ratios[1] == 1.0

@@ -443,7 +443,7 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
                     eta = min(etas) if etas else None
                 yield Step(step=step, epoch=task.epoch(step), loss=mean_loss, bpc=task.bpc(mean_loss),
                            lr=lr, tokens_per_s=rate, elapsed_s=now, eta_s=eta, progress=progress(),
-                           tokens=tokens_seen,
+                           tokens=tokens_seen, teacher_forcing=getattr(task, "teacher_forcing", None),
                            gpu_mem_mib=torch.cuda.max_memory_allocated(device) / 2**20
                            if device.type == "cuda" else None)
                 last_emit = now
