@@ -9,6 +9,12 @@ trainer and of the TUI process, and at the end prints the series, the start
     python benchmarks/soak.py                       # 30 minutes
     python benchmarks/soak.py --minutes 5
     python benchmarks/soak.py --no-tui              # follow the JSON lines without the TUI
+    python benchmarks/soak.py --replay 600          # 600 evaluation cycles of canned events, fast
+
+``--replay`` feeds made-up events (steps, an evaluation, a 200-character sample and a
+checkpoint per cycle) straight into the Train screen, so what hours of training would
+show happens in minutes: the TUI's memory must level off once its bounded buffers (the
+sample log keeps the newest 200 samples, each loss series a fixed number of points) are full.
 
 The model is small on purpose (many steps, evaluations, samples and checkpoints
 per minute) so that anything kept per step or per event would show.
@@ -30,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import SHAKESPEARE, save, table  # noqa: E402
 
 TRAIN_ARGS = ["--layers", "2", "--hidden", "128", "--batch-size", "32", "--seq-len", "64", "--threads", "1",
-              "--eval-every", "300", "--sample-length", "200"]
+              "--eval-every", "100", "--sample-length", "200"]
 
 
 def rss(pid: int | None = None) -> int | None:
@@ -85,6 +91,43 @@ async def soak_with_tui(train_args: list[str], seconds: float, rec: Recorder) ->
     return f"TUI (headless, App.run_test) · run ended: {reason}"
 
 
+async def replay_into_tui(cycles: int, steps_per_cycle: int = 100) -> list[dict]:
+    import random
+
+    from charnn.training.events import Checkpoint, Eval, Sample, Start, Step
+    from charnn.tui.app import CharnnApp
+    from charnn.tui.widgets.sample_log import MAX_SAMPLES
+
+    rng = random.Random(0)
+    letters = "abcdefghijklmnopqrstuvwxyz      \n"
+    rows = []
+    app = CharnnApp()
+    async with app.run_test(size=(140, 45)) as pilot:
+        screen = app.train_screen
+        screen.show_events([Start(run_dir="/tmp/replay", run_name="replay", mode="lm", device="cpu", parameters=1,
+                                  train_tokens=1, val_tokens=1, vocab_size=65, tokenizer="char", budget="replay",
+                                  settings={})])
+        step = 0
+        for cycle in range(1, cycles + 1):
+            for _ in range(steps_per_cycle):
+                step += 1
+                bpc = 2 + 2 / (1 + step / 1000) + rng.random() * 0.1
+                screen.apply_event(Step(step=step, epoch=step / 500, loss=bpc * 0.69, bpc=bpc, lr=1e-3,
+                                        tokens_per_s=20000.0, elapsed_s=step / 10, eta_s=100.0, progress=0.5,
+                                        tokens=step * 2048))
+            val = 2.1 + 2 / (1 + step / 1000)
+            screen.apply_event(Eval(step=step, val_loss=val * 0.69, val_bpc=val, best_val_bpc=val, improved=True))
+            screen.apply_event(Sample(step=step, text="".join(rng.choice(letters) for _ in range(200)), val_bpc=val))
+            screen.apply_event(Checkpoint(step=step, path="/tmp/replay/best.pt", kind="best"))
+            await pilot.pause()
+            if cycle % 50 == 0 or cycle == 1:
+                row = {"cycle": cycle, "samples": min(cycle, MAX_SAMPLES), "steps": step, "viewer_rss": rss()}
+                rows.append(row)
+                print(f"  cycle {cycle:5d}  steps {step:7d}  viewer {row['viewer_rss'] / 2**20:6.1f} MiB", flush=True)
+        app.exit(0)
+    return rows
+
+
 def soak_with_jsonl(train_args: list[str], seconds: float, rec: Recorder) -> str:
     from charnn.training.events import Eval, Step
     from charnn.tui.training_process import EventFile
@@ -119,7 +162,17 @@ def main() -> None:
     ap.add_argument("--every", type=float, default=30.0, help="seconds between memory readings")
     ap.add_argument("--corpus", default=str(SHAKESPEARE))
     ap.add_argument("--no-tui", action="store_true", help="follow the JSON lines instead of running the TUI")
+    ap.add_argument("--replay", type=int, metavar="CYCLES", help="feed canned events into the TUI instead")
     args = ap.parse_args()
+    if args.replay:
+        rows = asyncio.run(replay_into_tui(args.replay))
+        full = [r for r in rows if r["cycle"] >= 250] or rows  # sample log full from cycle 200
+        growth = full[-1]["viewer_rss"] - full[0]["viewer_rss"]
+        print(f"viewer RSS: {rows[0]['viewer_rss'] / 2**20:.1f} MiB at cycle 1, {full[0]['viewer_rss'] / 2**20:.1f} MiB "
+              f"at cycle {full[0]['cycle']}, {full[-1]['viewer_rss'] / 2**20:.1f} MiB at cycle {full[-1]['cycle']} "
+              f"({growth / 2**20:+.1f} MiB once the sample log is full)")
+        print(f"results: {save('soak_replay', {'cycles': args.replay, 'series': rows})}")
+        return
 
     home = Path(tempfile.mkdtemp(prefix="charnn-soak-"))
     os.environ["CHARNN_HOME"] = str(home)

@@ -130,6 +130,27 @@ async def test_training_from_the_form_shows_steps_loss_points_samples_and_the_ch
 
 
 @run_async
+async def test_the_sample_log_keeps_the_newest_samples_and_reuses_its_widgets(monkeypatch):
+    from charnn.tui.widgets import sample_log
+
+    monkeypatch.setattr(sample_log, "MAX_SAMPLES", 3)
+    app = CharnnApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.train_screen.query_one(SampleLog)
+        for step in range(1, 6):
+            log.add(step, f"text {step}", 3.0 - step / 10)
+            await pilot.pause()
+        samples = log.samples
+        assert [(s.step, s.text) for s in samples] == [(5, "text 5"), (4, "text 4"), (3, "text 3")]
+        assert samples[0].border_title == "step 5 · val 2.500 bpc"
+        assert "text 5" in str(samples[0].render())  # the rewritten widget shows its new text
+        ids = {id(s) for s in samples}
+        log.add(6, "text 6")
+        await pilot.pause()
+        assert {id(s) for s in log.samples} == ids  # full: no new widget, the oldest was reused
+
+
+@run_async
 async def test_pause_resume_and_stop_save_a_resumable_checkpoint(small_text):
     app = CharnnApp()
     async with app.run_test(size=(80, 24)) as pilot:

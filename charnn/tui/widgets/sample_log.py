@@ -18,9 +18,13 @@ class SampleEntry(Static):
     """One sample: its step and val bpc as a title, the text as written (never parsed as markup)."""
 
     def __init__(self, step: int, text: str, val_bpc: float | None):
-        super().__init__(Text(text.strip("\n") or "(empty sample)"), classes="sample-entry")
+        super().__init__(classes="sample-entry")
+        self.show(step, text, val_bpc)
+
+    def show(self, step: int, text: str, val_bpc: float | None) -> None:
         self.step = step
         self.text = text
+        self.update(Text(text.strip("\n") or "(empty sample)"))
         self.border_title = sample_title(step, val_bpc)
 
 
@@ -40,12 +44,15 @@ class SampleLog(VerticalScroll):
         self.query_one("#sample-empty").display = False
         entries = list(self.query(SampleEntry))
         if len(entries) >= MAX_SAMPLES:
-            entries[-1].remove()
-        entry = SampleEntry(step, text, val_bpc)
-        if entries:
-            self.mount(entry, before=entries[0])
+            # full: the oldest entry is rewritten and moved to the top, so a long run never creates
+            # (and Textual never has to forget) more than MAX_SAMPLES widgets (benchmarks/soak.py --replay)
+            oldest = entries[-1]
+            oldest.show(step, text, val_bpc)
+            self.move_child(oldest, before=entries[0])
+        elif entries:
+            self.mount(SampleEntry(step, text, val_bpc), before=entries[0])
         else:
-            self.mount(entry)
+            self.mount(SampleEntry(step, text, val_bpc))
         self.scroll_home(animate=False)
 
     def clear(self) -> None:
