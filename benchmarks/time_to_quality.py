@@ -33,7 +33,7 @@ def run_charnn(budget: float, device: str, overrides: dict | None = None) -> dic
     from charnn.training.trainer import train_stream
 
     s = RunSettings(corpus=str(SHAKESPEARE))
-    apply_presets(s, device=device)
+    apply_presets(s, device=device, time_s=budget, corpus_bytes=SHAKESPEARE.stat().st_size)  # as `charnn train --time`
     s.train.time_s, s.train.device = budget, device
     for key, value in (overrides or {}).items():
         obj = s.model if hasattr(s.model, key) else s.train

@@ -53,7 +53,8 @@ def _add_train(sub) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
     g.add_argument("--layers", type=_positive_int, default=None)
-    g.add_argument("--hidden", type=_positive_int, default=None)
+    g.add_argument("--hidden", type=_positive_int, default=None,
+                   help="LSTM width (CPU default: 128-512, wider for longer --time; GPU: 1024)")
     g.add_argument("--embedding", type=_positive_int, default=0, help="embedding size (0 = auto: the vocabulary size rounded up to 16, at most --hidden)")
     g.add_argument("--dropout", type=float, default=None)
     g.add_argument("--tie-weights", action="store_true", help="share input embedding and output weights")
@@ -168,7 +169,7 @@ class _Stop:
 
 def settings_from_args(args):
     from charnn.config import RunSettings
-    from charnn.presets import apply_presets
+    from charnn.presets import DEFAULT_TIME_BUDGET_S, apply_presets
     from corpora.catalog import resolve_corpus
 
     s = RunSettings()
@@ -182,7 +183,12 @@ def settings_from_args(args):
     m.cell = args.cell
     m.embedding = args.embedding
     m.tie_weights = args.tie_weights
-    apply_presets(s, args.device or "auto")
+    budget_s = args.time if args.time is not None else (None if args.steps or args.epochs else DEFAULT_TIME_BUDGET_S)
+    try:
+        corpus_bytes = os.path.getsize(s.corpus) if args.mode == "lm" else None
+    except OSError:
+        corpus_bytes = None  # reported properly when the corpus is read
+    apply_presets(s, args.device or "auto", budget_s, corpus_bytes)
     for arg, obj, field in [
         ("layers", m, "layers"), ("hidden", m, "hidden"), ("dropout", m, "dropout"),
         ("batch_size", t, "batch_size"), ("seq_len", t, "seq_len"), ("lr", t, "lr"),

@@ -444,3 +444,12 @@ def test_gpu_memory_from_step_events_reaches_the_run_state():
     state.apply(Step(step=6, epoch=0.1, loss=2.0, bpc=2.9, lr=1e-3, tokens_per_s=1e5, elapsed_s=3.0,
                      eta_s=10.0, progress=0.2, tokens=1000))
     assert state.gpu_mem_mib is None  # CPU runs carry none, and the row is hidden
+
+
+def test_the_form_leaves_the_size_to_charnn_unless_one_is_chosen(small_text):
+    from charnn.tui.screens.train import build_train_args
+
+    auto = build_train_args(str(small_text), "char", "auto", "5m", "", "")
+    assert "--hidden" not in auto and "--layers" not in auto and auto[-2:] == ["--time", "5m"]
+    medium = build_train_args(str(small_text), "char", "medium", "", "", "")
+    assert medium[medium.index("--layers") + 1 :][:3] == ["2", "--hidden", "256"]

@@ -26,6 +26,7 @@ import torch
 from charnn import paths
 from charnn.config import ModelConfig, RunSettings
 from charnn.errors import CharnnError
+from charnn.presets import DEFAULT_TIME_BUDGET_S
 from charnn.training import distributed, memory
 from charnn.training.checkpoint import (
     load_checkpoint,
@@ -39,7 +40,6 @@ from charnn.training.schedule import lr_at
 
 MAX_NAN_RETRIES = 3
 FINAL_EVAL_TOKENS = 1 << 20
-DEFAULT_TIME_BUDGET_S = 300.0
 
 
 class StopFlag(Protocol):

@@ -29,10 +29,11 @@ from charnn.tui.widgets.run_stats import RunStats
 from charnn.tui.widgets.sample_log import SampleLog
 
 SIZES = (
+    ("auto · charnn picks for the time and text", "auto", None),  # charnn.presets: CPU width by budget
     ("tiny 1×64", "tiny", (1, 64)),
     ("small 2×128 · quick on a CPU", "small", (2, 128)),
     ("medium 2×256", "medium", (2, 256)),
-    ("large 2×512 · charnn's default", "large", (2, 512)),
+    ("large 2×512", "large", (2, 512)),
     ("huge 3×1024 · wants a GPU", "huge", (3, 1024)),
 )
 SIZE_SHAPES = {key: shape for _, key, shape in SIZES}
@@ -52,8 +53,10 @@ def build_train_args(corpus: str, tokenizer: str, size: str, time: str, steps: s
         raise ValueError(f"{path} does not exist.")
     if path.is_dir():
         raise ValueError(f"{path} is a directory; choose a text file inside it.")
-    layers, hidden = SIZE_SHAPES[size]
-    args = [str(path), "--tokenizer", tokenizer, "--layers", str(layers), "--hidden", str(hidden)]
+    args = [str(path), "--tokenizer", tokenizer]
+    if SIZE_SHAPES[size] is not None:
+        layers, hidden = SIZE_SHAPES[size]
+        args += ["--layers", str(layers), "--hidden", str(hidden)]
     if time.strip():
         try:
             parse_duration(time)
@@ -86,7 +89,7 @@ class TrainForm(VerticalScroll):
                          id="tokenizer", compact=True)
         with Horizontal(classes="form-row"):
             yield Label("Model size", classes="form-label")
-            yield Select([(label, key) for label, key, _ in SIZES], value="small", allow_blank=False,
+            yield Select([(label, key) for label, key, _ in SIZES], value="auto", allow_blank=False,
                          id="size", compact=True)
         with Horizontal(classes="form-row"):
             yield Label("Train for", classes="form-label")
