@@ -2,7 +2,7 @@
 AdamW, schedule, events) against a raw nn.LSTM forward+backward+Adam loop at the same model
 size and batch shape, side by side in one process, so the overhead around the LSTM shows.
 
-    python benchmarks/throughput.py                  # CPU sizes
+    python benchmarks/throughput.py                  # CPU sizes (rate between Step events, not counting the final eval)
     python benchmarks/throughput.py --sizes 3x1024 --batches 128x128 --device cuda
 """
 
@@ -66,18 +66,21 @@ def charnn_loop(layers, hidden, batch, seq, device, steps) -> tuple[float, float
     s.train.steps, s.train.eval_every, s.train.sample_length = steps + 3, 10**9, 0
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    t_start, n_start, done = None, 0, None
+    # rate between the first Step event after warm-up and the last one (Step events come every
+    # 0.25 s); the final evaluation and checkpoint between the last step and Done are not training
+    first = last = None
     with tempfile.TemporaryDirectory() as tmp:
         for e in train_stream(s, out=os.path.join(tmp, "run")):
-            if isinstance(e, Step) and e.step >= 3 and t_start is None:
-                t_start, n_start = time.perf_counter(), e.step  # skip warm-up steps
+            if isinstance(e, Step) and e.step >= 3:
+                now = time.perf_counter()
+                if first is None:
+                    first = (e.step, now)
+                last = (e.step, now)
             if isinstance(e, Done):
-                done = e
-                t_end = time.perf_counter()
                 break
-    del done
-    # the final evaluation ran between the last step and Done; time to the last Step instead
-    rate = (steps + 3 - n_start) * batch * seq / (t_end - t_start)
+    if first is None or last[0] == first[0]:
+        raise SystemExit("too few steps to time; raise --steps")
+    rate = (last[0] - first[0]) * batch * seq / (last[1] - first[1])
     mem = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
     return rate, mem
 
@@ -86,7 +89,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", nargs="+", default=["1x256", "1x512", "2x256", "2x512"])
     ap.add_argument("--batches", nargs="+", default=["32x64", "64x64"])
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     os.environ.setdefault("CHARNN_HOME", tempfile.mkdtemp(prefix="charnn-bench-"))
