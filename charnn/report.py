@@ -41,6 +41,15 @@ def fmt_count(n: float) -> str:
     return f"{n:.0f}"
 
 
+def model_shape(start: Start) -> str:
+    """'1x512 lstm, embedding 80 | ' from the run's settings (empty if they don't say)."""
+    m = start.settings.get("model", {}) if isinstance(start.settings, dict) else {}
+    if not m.get("layers") or not m.get("hidden"):
+        return ""
+    emb = f", embedding {m['embedding']}" if m.get("embedding") and m["embedding"] != m["hidden"] else ""
+    return f"{m['layers']}x{m['hidden']} {m.get('cell', 'lstm')}{emb} | "
+
+
 def teacher_forcing_schedule(start: Start):
     """A chat run's scheduled-sampling schedule from its settings; None for plain teacher forcing."""
     if start.mode != "chat":
@@ -119,7 +128,7 @@ class PlainReporter:
             self.schedule = teacher_forcing_schedule(e)
             what = f"resuming {e.run_name} at step {e.resumed_step}" if e.resumed_step else f"run {e.run_name}"
             self._line(
-                f"charnn: {what} | {e.mode} | {e.tokenizer} vocab {e.vocab_size} | "
+                f"charnn: {what} | {e.mode} | {e.tokenizer} vocab {e.vocab_size} | {model_shape(e)}"
                 f"{fmt_count(e.parameters)} params | {fmt_count(e.train_tokens)} train / "
                 f"{fmt_count(e.val_tokens)} val tokens | {e.device} | budget {e.budget}"
             )

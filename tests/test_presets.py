@@ -35,3 +35,17 @@ def test_train_settings_pick_the_width_from_time_and_corpus_and_keep_a_given_one
     assert settings(str(shakespeare), "--steps", "100").model.hidden == LM_CPU["hidden"]
     assert settings(str(shakespeare), "--time", "5m", "--hidden", "96").model.hidden == 96
     assert settings(str(small_text), "--time", "5m").model.hidden < 256  # a few KB of text
+
+
+def test_the_run_header_says_which_shape_was_picked():
+    import io
+
+    from charnn.report import PlainReporter
+    from charnn.training.events import Start
+
+    out = io.StringIO()
+    settings = {"model": {"layers": 1, "hidden": 512, "embedding": 80, "cell": "lstm"}}
+    PlainReporter(out)(Start(run_dir="r", run_name="r", mode="lm", device="cpu", parameters=1_255_057,
+                             train_tokens=1, val_tokens=1, vocab_size=65, tokenizer="char", budget="5 min",
+                             settings=settings))
+    assert "| 1x512 lstm, embedding 80 | 1.3M params |" in out.getvalue()
