@@ -184,6 +184,9 @@ class PtyProcess:
         def make_controlling_tty():
             os.setsid()
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            # a terminal's Ctrl-C, even when this script was started with SIGINT ignored
+            # (a background job of a non-interactive shell), which children would inherit
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
 
         self.start = time.monotonic()
         self.proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=env, stdin=slave, stdout=slave,
