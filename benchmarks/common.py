@@ -38,3 +38,15 @@ def save(name: str, payload: dict) -> Path:
     path = RESULTS / f"{name}-{stamp}.json"
     path.write_text(json.dumps({"benchmark": name, "when": stamp, "machine": machine(), **payload}, indent=2))
     return path
+
+
+def train_events(settings, out: str) -> dict:
+    """Run ``train_stream`` to the end; the last event of each kind by class name ("Start", "Step",
+    "Done", ...), with the final evaluation under "FinalEval"."""
+    from charnn.training.events import Eval
+    from charnn.training.trainer import train_stream
+
+    last: dict = {}
+    for e in train_stream(settings, out=out):
+        last["FinalEval" if isinstance(e, Eval) and e.final else type(e).__name__] = e
+    return last

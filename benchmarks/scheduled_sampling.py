@@ -23,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # the evaluation's set_cpu_threads() honours it
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import save, table  # noqa: E402
+from benchmarks.common import save, table, train_events  # noqa: E402
 
 
 def run(corpus: str, schedule: str, budget: float, steps: int, threads: int, eval_chars: int, vocab: int,
@@ -31,9 +31,7 @@ def run(corpus: str, schedule: str, budget: float, steps: int, threads: int, eva
     from charnn.chat import evaluate_chat_file
     from charnn.config import RunSettings
     from charnn.presets import apply_presets
-    from charnn.training.events import Done, Eval, Step
     from charnn.training.teacher_forcing import parse_teacher_forcing
-    from charnn.training.trainer import train_stream
 
     s = RunSettings(mode="chat", corpus=corpus)
     s.tokenizer.kind, s.tokenizer.vocab_size = "bpe", vocab  # 1000: what `charnn train --mode chat` uses
@@ -43,14 +41,8 @@ def run(corpus: str, schedule: str, budget: float, steps: int, threads: int, eva
     t.eval_every, t.sample_length = 10**9, 0  # only the final evaluation: every second goes to training
     t.teacher_forcing = str(parse_teacher_forcing(schedule))
     out = os.path.join(tmp, t.teacher_forcing.replace(":", "_"))
-    done = final = last_step = None
-    for e in train_stream(s, out=out):
-        if isinstance(e, Done):
-            done = e
-        elif isinstance(e, Eval) and e.final:
-            final = e
-        elif isinstance(e, Step):
-            last_step = e
+    last = train_events(s, out)
+    done, final, last_step = last["Done"], last.get("FinalEval"), last.get("Step")
     result = evaluate_chat_file(os.path.join(out, "last.pt"), corpus, device="cpu", max_tokens=eval_chars)
     return {
         "teacher forcing": t.teacher_forcing,

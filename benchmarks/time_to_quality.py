@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import SHAKESPEARE, save, table  # noqa: E402
+from benchmarks.common import SHAKESPEARE, save, table, train_events  # noqa: E402
 
 NATS_TO_BITS = 1 / math.log(2)
 
@@ -29,8 +29,6 @@ NATS_TO_BITS = 1 / math.log(2)
 def run_charnn(budget: float, device: str, overrides: dict | None = None) -> dict:
     from charnn.config import RunSettings
     from charnn.presets import apply_presets
-    from charnn.training.events import Done, Eval, Start
-    from charnn.training.trainer import train_stream
 
     s = RunSettings(corpus=str(SHAKESPEARE))
     apply_presets(s, device=device, time_s=budget, corpus_bytes=SHAKESPEARE.stat().st_size)  # as `charnn train --time`
@@ -38,16 +36,9 @@ def run_charnn(budget: float, device: str, overrides: dict | None = None) -> dic
     for key, value in (overrides or {}).items():
         obj = s.model if hasattr(s.model, key) else s.train
         setattr(obj, key, value)
-    start = done = None
-    final = None
     with tempfile.TemporaryDirectory() as tmp:
-        for e in train_stream(s, out=os.path.join(tmp, "run")):
-            if isinstance(e, Start):
-                start = e
-            elif isinstance(e, Eval) and e.final:
-                final = e
-            elif isinstance(e, Done):
-                done = e
+        last = train_events(s, os.path.join(tmp, "run"))
+    start, final, done = last["Start"], last["FinalEval"], last["Done"]
     m = s.model
     return {"name": "charnn", "model": f"{m.layers}x{m.hidden} {m.cell}", "params": start.parameters,
             "batch": f"{s.train.batch_size}x{s.train.seq_len}", "steps": done.step,
