@@ -81,7 +81,8 @@ def _add_train(sub) -> None:
     g.add_argument("--seed", type=_positive_int, default=None)
     g.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
     g.add_argument("--threads", type=_positive_int, default=None, help="CPU threads (default: one per core)")
-    g.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on CUDA")
+    g.add_argument("--no-bf16", action="store_true",
+                   help="train in fp32 (default: bf16 autocast on CUDA and on CPUs with native bf16)")
     g = p.add_argument_group("output")
     g.add_argument("--out", help="run directory (default: a new one under the data dir)")
     g.add_argument("--name", help="run name (default: corpus name and time)")

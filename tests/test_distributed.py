@@ -22,8 +22,9 @@ from charnn.training.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TORCHRUN = Path(sys.executable).parent / "torchrun"
+# fp32: bf16 rounding differs between a batch of 8 and two halves of 4 (on CPUs with native bf16)
 MODEL = ["--layers", "1", "--hidden", "32", "--dropout", "0", "--batch-size", "8", "--seq-len", "16",
-         "--threads", "1", "--sample-length", "0", "--seed", "5"]
+         "--threads", "1", "--sample-length", "0", "--seed", "5", "--no-bf16"]
 
 pytestmark = pytest.mark.skipif(
     not TORCHRUN.exists() or not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),

@@ -26,6 +26,7 @@ from charnn.errors import CharnnError
 from charnn.models.seq2seq import SPECIALS, Seq2SeqConfig, Seq2SeqModel
 from charnn.text.dialogue import Conversation, read_dialogues, split_conversations
 from charnn.text.tokenizers import CharTokenizer, SentencePieceTokenizer, Tokenizer
+from charnn.training.device import bf16_autocast
 from charnn.training.teacher_forcing import parse_teacher_forcing
 
 LN2 = math.log(2.0)
@@ -395,12 +396,9 @@ def reply_losses(model, examples: DialogueExamples, device, max_chars: int = 0, 
                  bf16: bool = True, batch_size: int = EVAL_BATCH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For the first ``max_chars`` characters' worth of replies (0: all): their indices (file order), each
     reply's summed loss in nats and its token count; ``drop_context`` scores them with no context at all."""
-    import contextlib
-
     subset = eval_subset(examples, max_chars)
     order = np.argsort(examples.ctx_len[subset] + examples.rep_len[subset], kind="stable")  # little padding
-    autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" and bf16
-                else contextlib.nullcontext())
+    autocast = bf16_autocast(device, bf16)
     nats = np.zeros(len(subset))
     tokens = np.zeros(len(subset), dtype=np.int64)
     pad = examples.cfg.pad_id

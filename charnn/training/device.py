@@ -54,6 +54,33 @@ def set_cpu_threads(threads: int = 0, world: int = 1) -> int:
     return n
 
 
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX): there bf16 matrix
+    products run about 3x faster than fp32; elsewhere they are emulated and slower."""
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def bf16_autocast(device, enabled: bool = True):
+    """The bf16 autocast context for ``device`` (CUDA; a CPU with native bf16), else a no-op one."""
+    import contextlib
+
+    import torch
+
+    if enabled and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    if enabled and device.type == "cpu" and cpu_has_native_bf16():
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def describe(device) -> str:
     import torch
 

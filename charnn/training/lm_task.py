@@ -20,6 +20,7 @@ from charnn.presets import auto_embedding
 from charnn.sampling import default_start, generate_ids, stream_text
 from charnn.text.dataset import StreamBatcher, TokenizedCorpus, fit_batch_shape, load_corpus
 from charnn.text.tokenizers import Tokenizer
+from charnn.training.device import bf16_autocast
 
 LN2 = math.log(2.0)
 
@@ -142,7 +143,7 @@ def evaluate_stream(model, tokens, char_lengths, batch_size: int, seq_len: int, 
     model.eval()
     total, count, chars = 0.0, 0, 0.0
     state = None
-    autocast = _autocast(device, bf16)
+    autocast = bf16_autocast(device, bf16)
     for w in range(batcher.windows):
         x, y, _ = batcher.window(w)
         xb = torch.from_numpy(x).to(device)
@@ -158,10 +159,3 @@ def evaluate_stream(model, tokens, char_lengths, batch_size: int, seq_len: int, 
     model.train(was_training)
     return total / count, total / LN2 / max(chars, 1e-9)
 
-
-def _autocast(device: torch.device, bf16: bool):
-    import contextlib
-
-    if device.type == "cuda" and bf16:
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()

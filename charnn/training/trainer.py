@@ -34,7 +34,7 @@ from charnn.training.checkpoint import (
     save_checkpoint,
     write_json_atomic,
 )
-from charnn.training.device import describe, pick_device, set_cpu_threads
+from charnn.training.device import bf16_autocast, describe, pick_device, set_cpu_threads
 from charnn.training.events import Checkpoint, Done, Error, Eval, Event, Notice, Sample, Start, Step
 from charnn.training.schedule import lr_at
 
@@ -221,11 +221,7 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
         if device.type == "cuda" and ck["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(ck["rng"]["cuda"])
     train_model = distributed.wrap(model, dist, device)
-    autocast = (
-        torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        if device.type == "cuda" and tc.bf16
-        else None
-    )
+    autocast = bf16_autocast(device, tc.bf16)
 
     if main:
         yield Start(
@@ -382,10 +378,7 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
             for group in optimizer.param_groups:
                 group["lr"] = lr
             try:
-                if autocast is not None:
-                    with autocast:
-                        loss = task.train_loss(train_model, step)
-                else:
+                with autocast:
                     loss = task.train_loss(train_model, step)
                 # the mean over ranks: what is reported, and NaN on one rank stops all of them
                 loss_value = distributed.mean(float(loss.detach()), dist, device)
