@@ -26,16 +26,12 @@ from benchmarks.common import SHAKESPEARE, save, table, train_events  # noqa: E4
 NATS_TO_BITS = 1 / math.log(2)
 
 
-def run_charnn(budget: float, device: str, overrides: dict | None = None) -> dict:
-    from charnn.config import RunSettings
-    from charnn.presets import apply_presets
+def run_charnn(budget: float, device: str) -> dict:
+    from charnn.cli import build_parser, settings_from_args
 
-    s = RunSettings(corpus=str(SHAKESPEARE))
-    apply_presets(s, device=device, time_s=budget, corpus_bytes=SHAKESPEARE.stat().st_size)  # as `charnn train --time`
-    s.train.time_s, s.train.device = budget, device
-    for key, value in (overrides or {}).items():
-        obj = s.model if hasattr(s.model, key) else s.train
-        setattr(obj, key, value)
+    # exactly `charnn train CORPUS --time BUDGET`: presets, and on a CPU the width probe
+    args = build_parser().parse_args(["train", str(SHAKESPEARE), "--time", str(budget), "--device", device])
+    s = settings_from_args(args)
     with tempfile.TemporaryDirectory() as tmp:
         last = train_events(s, os.path.join(tmp, "run"))
     start, final, done = last["Start"], last["FinalEval"], last["Done"]

@@ -54,7 +54,8 @@ def _add_train(sub) -> None:
     g.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
     g.add_argument("--layers", type=_positive_int, default=None)
     g.add_argument("--hidden", type=_positive_int, default=None,
-                   help="LSTM width (CPU default: 128-512, wider for longer --time; GPU: 1024)")
+                   help="LSTM width (CPU default: 128-512, the widest this machine trains on enough text "
+                        "in --time, measured in about a second; GPU: 1024)")
     g.add_argument("--embedding", type=_positive_int, default=0, help="embedding size (0 = auto: the vocabulary size rounded up to 16, at most --hidden)")
     g.add_argument("--dropout", type=float, default=None)
     g.add_argument("--tie-weights", action="store_true", help="share input embedding and output weights")
@@ -189,7 +190,7 @@ def settings_from_args(args):
         corpus_bytes = os.path.getsize(s.corpus) if args.mode == "lm" else None
     except OSError:
         corpus_bytes = None  # reported properly when the corpus is read
-    apply_presets(s, args.device or "auto", budget_s, corpus_bytes)
+    apply_presets(s, args.device or "auto", budget_s, corpus_bytes, _width_probe(args, s, budget_s))
     for arg, obj, field in [
         ("layers", m, "layers"), ("hidden", m, "hidden"), ("dropout", m, "dropout"),
         ("batch_size", t, "batch_size"), ("seq_len", t, "seq_len"), ("lr", t, "lr"),
@@ -210,6 +211,24 @@ def settings_from_args(args):
             raise CharnnError("--teacher-forcing applies to chat models only; add --mode chat.")
         t.teacher_forcing = str(parse_teacher_forcing(args.teacher_forcing))
     return s
+
+
+def _width_probe(args, s, budget_s):
+    """This machine's training speed by width, for a CPU run whose width is left to charnn
+    (charnn.presets.cpu_hidden); None where the width is not chosen that way. Not under torchrun:
+    every rank must choose the same width."""
+    from charnn.presets import LM_CPU, has_gpu
+
+    if (s.mode != "lm" or args.hidden is not None or not budget_s or has_gpu(args.device or "auto")
+            or int(os.environ.get("WORLD_SIZE", "1")) > 1):
+        return None
+    from charnn.training.device import set_cpu_threads
+    from charnn.training.probe import rate_function
+
+    set_cpu_threads(args.threads or 0)
+    return rate_function(layers=args.layers or LM_CPU["layers"], vocab=s.tokenizer.vocab_size or 96,
+                         batch=args.batch_size or LM_CPU["batch_size"], seq_len=args.seq_len or LM_CPU["seq_len"],
+                         bf16=not args.no_bf16, cell=args.cell)
 
 
 def cmd_train(args) -> int:

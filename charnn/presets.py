@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from charnn.config import RunSettings
 
@@ -22,21 +23,39 @@ CHAT_DEFAULTS = {"layers": 1, "hidden": 256, "dropout": 0.0, "batch_size": 32, "
                  "seq_len_subword": 64, "lr": 8e-3, "eval_tokens": 32768, "context_turns": 3, "encoder_layers": 1}
 
 
-def cpu_hidden(time_s: float | None, corpus_bytes: int | None = None) -> int:
-    """LSTM width for a CPU run: wider when there is time to train it, never wider than the text can feed.
+# the widths an automatic CPU run chooses from, and how much it must read to be worth its width
+AUTO_WIDTHS = (128, 192, 256, 320, 384, 448, 512)
+AUTO_MIN_TOKENS = 3_600_000  # about 1,750 steps of 32 x 64
+TRAIN_SHARE = 0.9  # of a time budget; evaluations, samples and checkpoints take the rest
 
-    Held-out bits/char on tiny-shakespeare, 2 cores, default settings otherwise (benchmarks/README.md):
-    at 90 s, 1x192 2.287, 1x224 2.232, 1x256 2.231, 1x320 2.257, 1x384 2.249; at 5 minutes,
-    1x256 2.183, 1x384 2.148, 1x512 2.136. Hence 256 x sqrt(budget / 90 s) in steps of 128,
-    from 128 up to 512; 512 also keeps generation above 5,000 characters/s on one core (1x640:
-    4,400). A text of N characters gets at most about N weights (1x512 has 1.1 M, tiny-shakespeare
-    1.1 M characters), so a small file gets a small model.
+
+def cpu_hidden(time_s: float | None, corpus_bytes: int | None = None,
+               rate_of: Callable[[int], float] | None = None) -> int:
+    """LSTM width for a CPU run: the widest this machine can train on enough text in the budget,
+    never wider than the text can feed.
+
+    Held-out bits/char on tiny-shakespeare after a time budget, 1 layer (benchmarks/README.md):
+    the best width is the widest that still reads about 4 M tokens (2,000 steps of 32 x 64).
+    AVX2 EPYC, fp32, 90 s: 256 (2,017 steps) 2.231, 320 2.257, 384 2.249; 5 min: 384 2.148,
+    512 (2,183 steps) 2.136. AVX-512 EPYC, bf16, 90 s: 256 (3,639 steps) 2.200, 320 2.174,
+    384 (1,981 steps) 2.152, 512 (1,217 steps) 2.182. ``rate_of(width)`` gives this machine's
+    training tokens/s (``charnn.training.probe``), so the choice follows the hardware; without it,
+    the AVX2 machine's rule, 256 x sqrt(budget / 90 s). 512 at most: it keeps generation above
+    5,000 characters/s on one core. A text of N characters gets at most about N weights (1x512
+    has 1.1 M, tiny-shakespeare 1.1 M characters), so a small file gets a small model.
     """
     if not time_s:
         return LM_CPU["hidden"]
-    hidden = min(512, max(128, 128 * round(2 * math.sqrt(time_s / 90))))
+    cap = AUTO_WIDTHS[-1]
     if corpus_bytes:
-        hidden = min(hidden, max(64, 64 * int(math.sqrt(corpus_bytes / 4) // 64)))
+        cap = min(cap, max(64, 64 * int(math.sqrt(corpus_bytes / 4) // 64)))
+    if rate_of is None:
+        return min(cap, max(128, 128 * round(2 * math.sqrt(time_s / 90))))
+    hidden = min(AUTO_WIDTHS[0], cap)
+    for width in AUTO_WIDTHS:  # rates fall with width: stop at the first that reads too little
+        if width > cap or rate_of(width) * time_s * TRAIN_SHARE < AUTO_MIN_TOKENS:
+            break
+        hidden = width
     return hidden
 
 
@@ -52,7 +71,7 @@ def auto_embedding(hidden: int, vocab_size: int) -> int:
     return min(hidden, -(-vocab_size // 16) * 16)
 
 
-def _has_gpu(device: str) -> bool:
+def has_gpu(device: str) -> bool:
     if device == "cpu":
         return False
     import torch
@@ -63,8 +82,9 @@ def _has_gpu(device: str) -> bool:
 
 
 def apply_presets(s: RunSettings, device: str = "auto", time_s: float | None = None,
-                  corpus_bytes: int | None = None) -> None:
-    """Fill in the defaults for the mode and hardware; on a CPU the width follows the time budget."""
+                  corpus_bytes: int | None = None, rate_of: Callable[[int], float] | None = None) -> None:
+    """Fill in the defaults for the mode and hardware; on a CPU the width follows the time budget
+    (and, given ``rate_of``, this machine's measured speed: see ``cpu_hidden``)."""
     if s.mode == "chat":
         c = CHAT_DEFAULTS
         s.model.layers, s.model.hidden, s.model.dropout = c["layers"], c["hidden"], c["dropout"]
@@ -73,9 +93,9 @@ def apply_presets(s: RunSettings, device: str = "auto", time_s: float | None = N
             s.train.seq_len = c["seq_len_subword"]
         s.train.eval_tokens = c["eval_tokens"]
         return
-    gpu = _has_gpu(device)
+    gpu = has_gpu(device)
     d = LM_GPU if gpu else LM_CPU
     s.model.layers, s.model.hidden, s.model.dropout = d["layers"], d["hidden"], d["dropout"]
     s.train.batch_size, s.train.seq_len, s.train.lr = d["batch_size"], d["seq_len"], d["lr"]
     if not gpu:
-        s.model.hidden = cpu_hidden(time_s, corpus_bytes)
+        s.model.hidden = cpu_hidden(time_s, corpus_bytes, rate_of)

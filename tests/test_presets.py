@@ -1,7 +1,27 @@
-"""Defaults that follow the budget and the data: the CPU width and the embedding size."""
+"""Defaults that follow the budget, the machine and the data: the CPU width and the embedding size."""
+
+import torch
 
 from charnn.cli import build_parser
-from charnn.presets import DEFAULT_TIME_BUDGET_S, LM_CPU, auto_embedding, cpu_hidden
+from charnn.presets import (
+    AUTO_MIN_TOKENS,
+    DEFAULT_TIME_BUDGET_S,
+    LM_CPU,
+    TRAIN_SHARE,
+    auto_embedding,
+    cpu_hidden,
+)
+
+
+def machine(tokens_per_s_at_256: float):
+    """A fake machine whose training speed falls with the square of the width; records the probes."""
+    asked = []
+
+    def rate(width: int) -> float:
+        asked.append(width)
+        return tokens_per_s_at_256 * (256 / width) ** 2
+
+    return rate, asked
 
 
 def test_cpu_width_grows_with_the_time_budget_within_its_bounds():
@@ -19,33 +39,68 @@ def test_a_small_text_caps_the_width():
     assert cpu_hidden(300, 2_000) == 64  # the floor
 
 
+def test_a_measured_machine_gets_the_widest_width_that_reads_enough_text_in_the_budget():
+    rate, asked = machine(70_000)
+    hidden = cpu_hidden(90, 1_115_394, rate)
+    assert rate(hidden) * 90 * TRAIN_SHARE >= AUTO_MIN_TOKENS  # reads enough...
+    assert rate(hidden + 64) * 90 * TRAIN_SHARE < AUTO_MIN_TOKENS  # ...and one step wider would not
+    assert hidden == 320
+    assert max(asked) <= hidden + 64  # probing stops at the first width that is too slow
+
+
+def test_a_faster_machine_or_a_longer_budget_gets_a_wider_model():
+    widths = [cpu_hidden(t, None, machine(70_000)[0]) for t in (10, 60, 90, 300, 3600)]
+    assert widths == sorted(widths) and widths[0] == 128 and widths[-1] == 512
+    slow, fast = cpu_hidden(90, None, machine(40_000)[0]), cpu_hidden(90, None, machine(110_000)[0])
+    assert slow < fast
+
+
+def test_a_small_text_caps_a_measured_width_without_probing_past_the_cap():
+    rate, asked = machine(10_000_000)  # fast enough for any width
+    assert cpu_hidden(300, 100_000, rate) == 128
+    assert max(asked) == 128
+    rate, asked = machine(10_000_000)
+    assert cpu_hidden(300, 2_000, rate) == 64 and asked == []  # below every automatic width
+
+
 def test_auto_embedding_follows_the_vocabulary():
     assert auto_embedding(256, 65) == 80 and auto_embedding(512, 200) == 208 and auto_embedding(128, 65) == 80
     assert auto_embedding(512, 8000) == 512
 
 
-def test_train_settings_pick_the_width_from_time_and_corpus_and_keep_a_given_one(small_text, shakespeare):
+def test_train_settings_pick_the_width_from_time_machine_and_corpus_and_keep_a_given_one(
+        small_text, shakespeare, monkeypatch):
     from charnn.cli import settings_from_args
+    from charnn.training import probe
+
+    rate, asked = machine(70_000)
+    monkeypatch.setattr(probe, "training_rate", lambda width, **kw: rate(width))
 
     def settings(*argv):
         return settings_from_args(build_parser().parse_args(["train", *argv, "--device", "cpu"]))
 
-    assert settings(str(shakespeare)).model.hidden == cpu_hidden(DEFAULT_TIME_BUDGET_S) == 512
-    assert settings(str(shakespeare), "--time", "90").model.hidden == 256
+    assert settings(str(shakespeare)).model.hidden == cpu_hidden(DEFAULT_TIME_BUDGET_S, None, rate) == 512
+    assert settings(str(shakespeare), "--time", "90").model.hidden == cpu_hidden(90, None, rate) == 320
+    assert settings(str(small_text), "--time", "5m").model.hidden < 256  # a few KB of text
+    asked.clear()
     assert settings(str(shakespeare), "--steps", "100").model.hidden == LM_CPU["hidden"]
     assert settings(str(shakespeare), "--time", "5m", "--hidden", "96").model.hidden == 96
-    assert settings(str(small_text), "--time", "5m").model.hidden < 256  # a few KB of text
+    assert asked == []  # no budget to size for, or a width given: nothing to measure
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun: every rank must agree, so no measuring
+    assert settings(str(shakespeare), "--time", "90").model.hidden == cpu_hidden(90) == 256
+    assert asked == []
 
 
-def test_the_run_header_says_which_shape_was_picked():
-    import io
+def test_the_probe_measures_a_real_training_step_without_moving_the_run_s_random_numbers(monkeypatch):
+    from charnn.training import probe
 
-    from charnn.report import PlainReporter
-    from charnn.training.events import Start
-
-    out = io.StringIO()
-    settings = {"model": {"layers": 1, "hidden": 512, "embedding": 80, "cell": "lstm"}}
-    PlainReporter(out)(Start(run_dir="r", run_name="r", mode="lm", device="cpu", parameters=1_255_057,
-                             train_tokens=1, val_tokens=1, vocab_size=65, tokenizer="char", budget="5 min",
-                             settings=settings))
-    assert "| 1x512 lstm, embedding 80 | 1.3M params |" in out.getvalue()
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
+    assert probe.training_rate(32, vocab=20, batch=4, seq_len=8, bf16=False) > 0
+    assert torch.equal(torch.get_rng_state(), before)
+    calls = []
+    real = probe.training_rate
+    monkeypatch.setattr(probe, "training_rate", lambda width, **kw: calls.append(width) or real(width, **kw))
+    memo = probe.rate_function(vocab=20, batch=4, seq_len=8, bf16=False)
+    assert memo(32) == memo(32) > 0 and memo(48) > 0
+    assert calls == [32, 48]  # each width measured once

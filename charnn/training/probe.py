@@ -1,0 +1,64 @@
+"""How fast does this machine train a model of a given width? A sub-second measurement.
+
+``charnn train --time T`` on a CPU picks the LSTM width for the budget from what this machine
+does, not from a table made on another one: CPUs differ several-fold (bf16 in hardware, vector
+width, cache sizes), and the width that learns most in 90 s follows the speed (see
+``presets.cpu_hidden``). Each width is timed over a few full training steps (forward, backward,
+clipping, AdamW) on random tokens at the run's batch shape, threads and precision.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+PROBE_STEPS = 3  # timed steps per width, after one untimed step (which builds the kernels)
+
+
+def training_rate(width: int, *, layers: int = 1, vocab: int = 96, embedding: int | None = None,
+                  batch: int = 32, seq_len: int = 64, bf16: bool = True, cell: str = "lstm") -> float:
+    """Training tokens/s of a ``layers`` x ``width`` model on this CPU, as the trainer runs it."""
+    import torch
+
+    from charnn.config import ModelConfig
+    from charnn.models.lm import RNNLanguageModel, detach_state
+    from charnn.presets import auto_embedding
+    from charnn.training.device import bf16_autocast
+
+    gen_state = torch.get_rng_state()  # the probe must not shift the run's random numbers
+    try:
+        torch.manual_seed(0)
+        emb = embedding or auto_embedding(width, vocab)
+        model = RNNLanguageModel(ModelConfig(vocab_size=vocab, cell=cell, layers=layers, hidden=width,
+                                             embedding=emb))
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        x = torch.randint(0, vocab, (batch, seq_len))
+        autocast = bf16_autocast(torch.device("cpu"), bf16)
+        state = None
+        elapsed = 0.0
+        for i in range(PROBE_STEPS + 1):
+            t0 = time.perf_counter()
+            with autocast:
+                _, loss, state = model(x, x, state)
+            state = detach_state(state)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            if i:
+                elapsed += time.perf_counter() - t0
+        return PROBE_STEPS * batch * seq_len / max(elapsed, 1e-9)
+    finally:
+        torch.set_rng_state(gen_state)
+
+
+def rate_function(**kwargs) -> Callable[[int], float]:
+    """``training_rate`` with the run's shape filled in, memoised per width."""
+    cache: dict[int, float] = {}
+
+    def rate(width: int) -> float:
+        if width not in cache:
+            cache[width] = training_rate(width, **kwargs)
+        return cache[width]
+
+    return rate
