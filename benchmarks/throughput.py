@@ -24,6 +24,8 @@ def raw_loop(layers, hidden, batch, seq, vocab, device, steps, bf16) -> float:
     import torch
     from torch import nn
 
+    from charnn.training.device import bf16_autocast
+
     emb = nn.Embedding(vocab, hidden).to(device)
     rnn = nn.LSTM(hidden, hidden, layers, batch_first=True).to(device)
     head = nn.Linear(hidden, vocab).to(device)
@@ -31,10 +33,10 @@ def raw_loop(layers, hidden, batch, seq, vocab, device, steps, bf16) -> float:
     opt = torch.optim.Adam(params, lr=1e-3)
     x = torch.randint(0, vocab, (batch, seq), device=device)
     y = torch.randint(0, vocab, (batch, seq), device=device)
-    use_amp = device.type == "cuda" and bf16
+    autocast = bf16_autocast(device, bf16)  # the precision charnn trains in here: the same work
 
     def step():
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+        with autocast:
             out, _ = rnn(emb(x))
             loss = nn.functional.cross_entropy(head(out).reshape(-1, vocab).float(), y.reshape(-1))
         opt.zero_grad()

@@ -42,12 +42,13 @@ def fmt_count(n: float) -> str:
 
 
 def model_shape(start: Start) -> str:
-    """'1x512 lstm, embedding 80 | ' from the run's settings (empty if they don't say)."""
+    """'1x512 lstm, embedding 80, dropout 0.1 | ' from the run's settings (empty if they don't say)."""
     m = start.settings.get("model", {}) if isinstance(start.settings, dict) else {}
     if not m.get("layers") or not m.get("hidden"):
         return ""
     emb = f", embedding {m['embedding']}" if m.get("embedding") and m["embedding"] != m["hidden"] else ""
-    return f"{m['layers']}x{m['hidden']} {m.get('cell', 'lstm')}{emb} | "
+    drop = f", dropout {m['dropout']:g}" if m.get("dropout") else ""
+    return f"{m['layers']}x{m['hidden']} {m.get('cell', 'lstm')}{emb}{drop} | "
 
 
 def teacher_forcing_schedule(start: Start):

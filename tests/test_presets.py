@@ -1,5 +1,6 @@
 """Defaults that follow the budget, the machine and the data: the CPU width and the embedding size."""
 
+import pytest
 import torch
 
 from charnn.cli import build_parser
@@ -61,6 +62,28 @@ def test_a_small_text_caps_a_measured_width_without_probing_past_the_cap():
     assert max(asked) == 128
     rate, asked = machine(10_000_000)
     assert cpu_hidden(300, 2_000, rate) == 64 and asked == []  # below every automatic width
+
+
+def test_dropout_only_for_a_run_that_would_read_its_text_many_times(shakespeare):
+    from charnn.config import RunSettings
+    from charnn.presets import DROPOUT_FROM_EPOCHS, apply_presets, cpu_dropout
+
+    assert cpu_dropout(DROPOUT_FROM_EPOCHS - 0.5) == 0.0 and cpu_dropout(DROPOUT_FROM_EPOCHS) == 0.1
+    size = shakespeare.stat().st_size
+
+    def dropout(budget_s, tokens_per_s, tokenizer="char"):
+        s = RunSettings(corpus=str(shakespeare))
+        s.tokenizer.kind = tokenizer
+        apply_presets(s, "cpu", budget_s, size, lambda width: tokens_per_s)
+        epochs = tokens_per_s * budget_s * TRAIN_SHARE / (size * 0.9)
+        return s.model.dropout, epochs
+
+    assert dropout(90, 50_000) == (0.0, pytest.approx(4.0, abs=0.05))  # 90 s: about 4 epochs
+    assert dropout(300, 30_000) == (0.1, pytest.approx(8.1, abs=0.05))  # 5 minutes of 1x512: about 9
+    assert dropout(300, 30_000, "bpe")[0] == 0.0  # subword epochs are not measured: no dropout
+    s = RunSettings(corpus=str(shakespeare))
+    apply_presets(s, "cpu", 300, size)  # nothing measured: nothing assumed
+    assert s.model.dropout == 0.0
 
 
 def test_auto_embedding_follows_the_vocabulary():
