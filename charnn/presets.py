@@ -25,7 +25,8 @@ CHAT_DEFAULTS = {"layers": 1, "hidden": 256, "dropout": 0.0, "batch_size": 32, "
 
 # the widths an automatic CPU run chooses from, and how much it must read to be worth its width
 AUTO_WIDTHS = (128, 192, 256, 320, 384, 448, 512)
-AUTO_MIN_TOKENS = 3_600_000  # about 1,750 steps of 32 x 64
+# at the probe's rate, which reads about 10 % below a long run's: about 1,800 real steps of 32 x 64
+AUTO_MIN_TOKENS = 3_300_000
 TRAIN_SHARE = 0.9  # of a time budget; evaluations, samples and checkpoints take the rest
 DROPOUT_FROM_EPOCHS = 6.0  # a run expected to read its text this many times gets dropout
 
@@ -50,14 +51,26 @@ def cpu_hidden(time_s: float | None, corpus_bytes: int | None = None,
     cap = AUTO_WIDTHS[-1]
     if corpus_bytes:
         cap = min(cap, max(64, 64 * int(math.sqrt(corpus_bytes / 4) // 64)))
-    if rate_of is None:
-        return min(cap, max(128, 128 * round(2 * math.sqrt(time_s / 90))))
-    hidden = min(AUTO_WIDTHS[0], cap)
-    for width in AUTO_WIDTHS:  # rates fall with width: stop at the first that reads too little
-        if width > cap or rate_of(width) * time_s * TRAIN_SHARE < AUTO_MIN_TOKENS:
-            break
-        hidden = width
-    return hidden
+    guess = min(cap, max(128, 128 * round(2 * math.sqrt(time_s / 90))))
+    widths = [w for w in AUTO_WIDTHS if w <= cap]
+    if rate_of is None or not widths:
+        return guess
+
+    def reads_enough(width: int) -> bool:
+        return rate_of(width) * time_s * TRAIN_SHARE >= AUTO_MIN_TOKENS
+
+    # from the rule's guess, up while the next width still reads enough, else down until one does:
+    # rates fall with width, so this measures a few widths, not all of them
+    i = max(j for j, w in enumerate(widths) if w <= guess)
+    if reads_enough(widths[i]):
+        while i + 1 < len(widths) and reads_enough(widths[i + 1]):
+            i += 1
+    else:
+        while i > 0:
+            i -= 1
+            if reads_enough(widths[i]):
+                break
+    return widths[i]
 
 
 def cpu_dropout(epochs: float) -> float:

@@ -46,7 +46,8 @@ def test_a_measured_machine_gets_the_widest_width_that_reads_enough_text_in_the_
     assert rate(hidden) * 90 * TRAIN_SHARE >= AUTO_MIN_TOKENS  # reads enough...
     assert rate(hidden + 64) * 90 * TRAIN_SHARE < AUTO_MIN_TOKENS  # ...and one step wider would not
     assert hidden == 320
-    assert max(asked) <= hidden + 64  # probing stops at the first width that is too slow
+    assert max(asked) <= hidden + 64  # probing stops at the first width that is too slow...
+    assert 128 not in asked and 192 not in asked  # ...and starts from the rule's guess, not the bottom
 
 
 def test_a_faster_machine_or_a_longer_budget_gets_a_wider_model():

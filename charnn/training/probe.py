@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-PROBE_STEPS = 3  # timed steps per width, after one untimed step (which builds the kernels)
+PROBE_STEPS = 4  # timed steps per width
+WARMUP_STEPS = 2  # untimed steps before them: the first builds the kernels, the second still runs slow
 
 
 def training_rate(width: int, *, layers: int = 1, vocab: int = 96, embedding: int | None = None,
@@ -36,7 +37,7 @@ def training_rate(width: int, *, layers: int = 1, vocab: int = 96, embedding: in
         autocast = bf16_autocast(torch.device("cpu"), bf16)
         state = None
         elapsed = 0.0
-        for i in range(PROBE_STEPS + 1):
+        for i in range(WARMUP_STEPS + PROBE_STEPS):
             t0 = time.perf_counter()
             with autocast:
                 _, loss, state = model(x, x, state)
@@ -45,7 +46,7 @@ def training_rate(width: int, *, layers: int = 1, vocab: int = 96, embedding: in
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            if i:
+            if i >= WARMUP_STEPS:
                 elapsed += time.perf_counter() - t0
         return PROBE_STEPS * batch * seq_len / max(elapsed, 1e-9)
     finally:
