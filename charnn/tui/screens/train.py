@@ -29,7 +29,7 @@ from charnn.tui.widgets.run_stats import RunStats
 from charnn.tui.widgets.sample_log import SampleLog
 
 SIZES = (
-    ("auto · charnn picks for the time and text", "auto", None),  # charnn.presets: CPU width by budget
+    ("auto · sized to time, machine and text", "auto", None),  # presets.cpu_hidden + probe
     ("tiny 1×64", "tiny", (1, 64)),
     ("small 2×128 · quick on a CPU", "small", (2, 128)),
     ("medium 2×256", "medium", (2, 256)),
