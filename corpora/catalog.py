@@ -143,6 +143,11 @@ def _normalise(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
+def is_builtin(name: str) -> bool:
+    """Whether ``name`` names a built-in corpus (``charnn corpora``)."""
+    return _normalise(name) in NAMES
+
+
 def _plain_text_only(name: str, mode: str) -> None:
     if mode == "chat":
         raise CharnnError(f"{name} is plain text, not dialogue; --mode chat needs a dialogue corpus such as "
@@ -202,7 +207,7 @@ def resolve_corpus(arg: str | None, mode: str = "lm", notify: Notify | None = No
     path = Path(arg).expanduser()
     if path.exists():
         return path
-    if _normalise(arg) in NAMES:
+    if is_builtin(arg):
         found = builtin_path(arg, mode, notify)
         (notify or _say)(f"using built-in corpus {_normalise(arg)} ({found})")
         return found

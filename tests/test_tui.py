@@ -453,3 +453,12 @@ def test_the_form_leaves_the_size_to_charnn_unless_one_is_chosen(small_text):
     assert "--hidden" not in auto and "--layers" not in auto and auto[-2:] == ["--time", "5m"]
     medium = build_train_args(str(small_text), "char", "medium", "", "", "")
     assert medium[medium.index("--layers") + 1 :][:3] == ["2", "--hidden", "256"]
+
+
+def test_the_form_takes_a_built_in_corpus_name_as_the_command_line_does(tmp_path, monkeypatch):
+    from charnn.tui.screens.train import build_train_args
+
+    monkeypatch.chdir(tmp_path)  # no file of that name here
+    assert build_train_args("tinyshakespeare", "char", "auto", "90s", "", "")[0] == "tinyshakespeare"
+    with pytest.raises(ValueError, match="does not exist and is not a built-in corpus"):
+        build_train_args("no-such-corpus", "char", "auto", "90s", "", "")

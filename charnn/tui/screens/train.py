@@ -44,16 +44,17 @@ POLL_S = 0.1
 def build_train_args(corpus: str, tokenizer: str, size: str, time: str, steps: str, extra: str) -> list[str]:
     """The ``charnn train`` arguments for the form's values; raises ValueError with a message."""
     from charnn.cli import parse_duration
+    from corpora.catalog import NAMES, is_builtin
 
     corpus = corpus.strip()
     if not corpus:
         raise ValueError("Choose a corpus: the path of a UTF-8 text file (ctrl+o browses).")
     path = Path(corpus).expanduser()
-    if not path.exists():
-        raise ValueError(f"{path} does not exist.")
+    if not path.exists() and not is_builtin(corpus):  # a built-in name: the trainer finds or builds it
+        raise ValueError(f"{path} does not exist and is not a built-in corpus ({', '.join(NAMES)}).")
     if path.is_dir():
         raise ValueError(f"{path} is a directory; choose a text file inside it.")
-    args = [str(path), "--tokenizer", tokenizer]
+    args = [str(path) if path.exists() else corpus, "--tokenizer", tokenizer]
     if SIZE_SHAPES[size] is not None:
         layers, hidden = SIZE_SHAPES[size]
         args += ["--layers", str(layers), "--hidden", str(hidden)]
