@@ -42,8 +42,9 @@ def cpu_hidden(time_s: float | None, corpus_bytes: int | None = None,
     512 (2,183 steps) 2.136. AVX-512 EPYC, bf16, 90 s: 256 (3,639 steps) 2.200, 320 2.174,
     384 (1,981 steps) 2.152, 512 (1,217 steps) 2.182. ``rate_of(width)`` gives this machine's
     training tokens/s (``charnn.training.probe``), so the choice follows the hardware; without it,
-    the AVX2 machine's rule, 256 x sqrt(budget / 90 s). 512 at most: it keeps generation above
-    5,000 characters/s on one core. A text of N characters gets at most about N weights (1x512
+    the AVX2 machine's rule, 256 x sqrt(budget / 90 s). 512 at most: 1x640 at the compute of a
+    5-minute 1x512 run learned less (2.119 vs 2.104), and 512 keeps generation above 5,000
+    characters/s on one core. A text of N characters gets at most about N weights (1x512
     has 1.1 M, tiny-shakespeare 1.1 M characters), so a small file gets a small model.
     """
     if not time_s:
