@@ -222,13 +222,15 @@ def _width_probe(args, s, budget_s):
     if (s.mode != "lm" or args.hidden is not None or not budget_s or has_gpu(args.device or "auto")
             or int(os.environ.get("WORLD_SIZE", "1")) > 1):
         return None
+    batch, seq_len = args.batch_size or LM_CPU["batch_size"], args.seq_len or LM_CPU["seq_len"]
+    if not (batch <= 65536 and seq_len <= 65536):
+        return None  # the trainer refuses these in one sentence; nothing to measure
     from charnn.training.device import set_cpu_threads
     from charnn.training.probe import rate_function
 
     set_cpu_threads(args.threads or 0)
     return rate_function(layers=args.layers or LM_CPU["layers"], vocab=s.tokenizer.vocab_size or 96,
-                         batch=args.batch_size or LM_CPU["batch_size"], seq_len=args.seq_len or LM_CPU["seq_len"],
-                         bf16=not args.no_bf16, cell=args.cell)
+                         batch=batch, seq_len=seq_len, bf16=not args.no_bf16, cell=args.cell)
 
 
 def cmd_train(args) -> int:

@@ -225,6 +225,22 @@ def test_bad_training_setting_is_one_clear_sentence(flags, expected, tmp_path, c
     assert_nothing_half_written(charnn_home, tmp_path)
 
 
+@pytest.mark.parametrize("flags,expected", [
+    (["--batch-size", "10000000"], "--batch-size"),
+    (["--seq-len", "99999999"], "--seq-len"),
+    (["--batch-size", "60000", "--seq-len", "60000"], "needs about"),
+    (["--layers", "100000"], "needs about"),
+])
+def test_a_bad_size_with_the_width_left_to_charnn_is_one_clear_sentence(flags, expected, tmp_path, capsys,
+                                                                       charnn_home):
+    """With a time budget and no --hidden, the width probe runs before the trainer: it must not be
+    the thing that allocates an impossible model or batch."""
+    corpus = _write(tmp_path / "text.txt", SOME_TEXT.encode())
+    code, out, err = run_cli(["train", corpus, "--time", "5", "--device", "cpu", *flags], capsys)
+    assert_one_clear_sentence(code, out, err, expected)
+    assert_nothing_half_written(charnn_home, tmp_path)
+
+
 def test_device_cuda_without_cuda_is_one_clear_sentence(tmp_path, capsys, charnn_home):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")

@@ -24,17 +24,21 @@ def training_rate(width: int, *, layers: int = 1, vocab: int = 96, embedding: in
     from charnn.config import ModelConfig
     from charnn.models.lm import RNNLanguageModel, detach_state
     from charnn.presets import auto_embedding
+    from charnn.training import memory
     from charnn.training.device import bf16_autocast
 
     gen_state = torch.get_rng_state()  # the probe must not shift the run's random numbers
     try:
         torch.manual_seed(0)
         emb = embedding or auto_embedding(width, vocab)
+        cpu = torch.device("cpu")
+        memory.check_model_fits(cell, layers, width, emb, vocab, False, cpu)  # as the trainer would
         model = RNNLanguageModel(ModelConfig(vocab_size=vocab, cell=cell, layers=layers, hidden=width,
                                              embedding=emb))
+        memory.check_batch_fits(model, cell, layers, width, emb, vocab, batch, seq_len, cpu)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         x = torch.randint(0, vocab, (batch, seq_len))
-        autocast = bf16_autocast(torch.device("cpu"), bf16)
+        autocast = bf16_autocast(cpu, bf16)
         state = None
         elapsed = 0.0
         for i in range(WARMUP_STEPS + PROBE_STEPS):
