@@ -217,13 +217,14 @@ def _width_probe(args, s, budget_s):
     """This machine's training speed by width, for a CPU run whose width is left to charnn
     (charnn.presets.cpu_hidden); None where the width is not chosen that way. Not under torchrun:
     every rank must choose the same width."""
+    from charnn.config import MAX_BATCH_SIZE, MAX_SEQ_LEN
     from charnn.presets import LM_CPU, has_gpu
 
     if (s.mode != "lm" or args.hidden is not None or not budget_s or has_gpu(args.device or "auto")
             or int(os.environ.get("WORLD_SIZE", "1")) > 1):
         return None
     batch, seq_len = args.batch_size or LM_CPU["batch_size"], args.seq_len or LM_CPU["seq_len"]
-    if not (batch <= 65536 and seq_len <= 65536):
+    if batch > MAX_BATCH_SIZE or seq_len > MAX_SEQ_LEN:
         return None  # the trainer refuses these in one sentence; nothing to measure
     from charnn.training.device import set_cpu_threads
     from charnn.training.probe import rate_function

@@ -37,6 +37,9 @@ class ModelConfig(_DictMixin):
         return self.embedding or self.hidden
 
 
+MAX_BATCH_SIZE = MAX_SEQ_LEN = 65536  # the largest --batch-size / --seq-len a run accepts
+
+
 @dataclass
 class TrainConfig(_DictMixin):
     """How a run trains. Budgets: whichever of steps / time / epochs comes first."""

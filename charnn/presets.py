@@ -31,6 +31,11 @@ TRAIN_SHARE = 0.9  # of a time budget; evaluations, samples and checkpoints take
 DROPOUT_FROM_EPOCHS = 6.0  # a run expected to read its text this many times gets dropout
 
 
+def tokens_in_budget(rate: float, time_s: float) -> float:
+    """Training tokens a run at ``rate`` tokens/s reads in a ``time_s`` budget."""
+    return rate * time_s * TRAIN_SHARE
+
+
 def cpu_hidden(time_s: float | None, corpus_bytes: int | None = None,
                rate_of: Callable[[int], float] | None = None) -> int:
     """LSTM width for a CPU run: the widest this machine can train on enough text in the budget,
@@ -58,7 +63,7 @@ def cpu_hidden(time_s: float | None, corpus_bytes: int | None = None,
         return guess
 
     def reads_enough(width: int) -> bool:
-        return rate_of(width) * time_s * TRAIN_SHARE >= AUTO_MIN_TOKENS
+        return tokens_in_budget(rate_of(width), time_s) >= AUTO_MIN_TOKENS
 
     # from the rule's guess, up while the next width still reads enough, else down until one does:
     # rates fall with width, so this measures a few widths, not all of them
@@ -125,5 +130,5 @@ def apply_presets(s: RunSettings, device: str = "auto", time_s: float | None = N
     if not gpu:
         s.model.hidden = cpu_hidden(time_s, corpus_bytes, rate_of)
         if rate_of is not None and time_s and corpus_bytes and s.tokenizer.kind == "char":
-            epochs = rate_of(s.model.hidden) * time_s * TRAIN_SHARE / (corpus_bytes * (1 - s.train.val_fraction))
+            epochs = tokens_in_budget(rate_of(s.model.hidden), time_s) / (corpus_bytes * (1 - s.train.val_fraction))
             s.model.dropout = cpu_dropout(epochs)

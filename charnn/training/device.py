@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 
 from charnn.errors import CharnnError
 
@@ -54,6 +55,7 @@ def set_cpu_threads(threads: int = 0, world: int = 1) -> int:
     return n
 
 
+@lru_cache(maxsize=4)
 def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX): there bf16 matrix
     products run about 3x faster than fp32; elsewhere they are emulated and slower."""

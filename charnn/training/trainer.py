@@ -24,7 +24,7 @@ from typing import Protocol
 import torch
 
 from charnn import paths
-from charnn.config import ModelConfig, RunSettings
+from charnn.config import MAX_BATCH_SIZE, MAX_SEQ_LEN, ModelConfig, RunSettings
 from charnn.errors import CharnnError
 from charnn.presets import DEFAULT_TIME_BUDGET_S
 from charnn.training import distributed, memory
@@ -65,8 +65,8 @@ def validate_settings(s: RunSettings) -> None:
         (1 <= m.hidden <= 16384, "--hidden must be between 1 and 16384."),
         (0 <= m.embedding <= 16384, "--embedding must be between 0 and 16384."),
         (0.0 <= m.dropout < 1.0, "--dropout must be in [0, 1)."),
-        (1 <= t.batch_size <= 65536, "--batch-size must be between 1 and 65536."),
-        (1 <= t.seq_len <= 65536, "--seq-len must be between 1 and 65536."),
+        (1 <= t.batch_size <= MAX_BATCH_SIZE, f"--batch-size must be between 1 and {MAX_BATCH_SIZE}."),
+        (1 <= t.seq_len <= MAX_SEQ_LEN, f"--seq-len must be between 1 and {MAX_SEQ_LEN}."),
         (0.0 < t.lr <= 10.0 and math.isfinite(t.lr), "--lr must be a positive number no larger than 10."),
         (t.steps >= 0, "--steps must be 0 or more."),
         (t.warmup_steps >= 0, "--warmup must be 0 or more."),
