@@ -31,7 +31,8 @@ def plan(device: str, quick: bool) -> list[tuple[str, list[str]]]:
     return [
         ("start-up", ["startup.py"]),
         ("generation", ["generation.py", "--device", device] + (["--length", "500"] if quick else [])),
-        ("throughput", ["throughput.py", "--device", device] + sizes + (["--steps", "5"] if quick else [])),
+        ("throughput", ["throughput.py", "--device", device] + sizes
+         + (["--steps", "5", "--repeats", "1"] if quick else [])),
         ("time to quality", ["time_to_quality.py", "--device", device, "--budgets", *budgets]),
         ("big corpus", ["big_corpus.py", "--size", "10M" if quick else "100M", "--tokenizers", "char,bpe"]),
     ]

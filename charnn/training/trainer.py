@@ -205,7 +205,7 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
         [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=tc.lr,
         betas=(0.9, 0.99),
-        fused=device.type == "cuda",
+        fused=device.type in ("cuda", "cpu"),  # CPU: one pass instead of ~12 (1x512: 1.8 vs 6-11 ms a step)
     )
     step, tokens_seen, elapsed0, best, bad_evals, lr_scale = 0, 0, 0.0, math.inf, 0, 1.0
     history: dict[str, list] = {"train_loss": [], "eval": []}
