@@ -37,7 +37,8 @@ def run_charnn(budget: float, device: str) -> dict:
     start, final, done = last["Start"], last["FinalEval"], last["Done"]
     m = s.model
     drop = f" drop {m.dropout:g}" if m.dropout else ""
-    return {"name": "charnn", "model": f"{m.layers}x{m.hidden} {m.cell}{drop}", "params": start.parameters,
+    decay = f" wd {s.train.weight_decay:g}" if s.train.weight_decay else ""
+    return {"name": "charnn", "model": f"{m.layers}x{m.hidden} {m.cell}{drop}{decay}", "params": start.parameters,
             "batch": f"{s.train.batch_size}x{s.train.seq_len}", "steps": done.step,
             "tok/s": round(done.tokens_per_s), "val_nats": round(final.val_loss, 4),
             "val_bpc": round(final.val_bpc, 4), "wall_s": round(done.elapsed_s, 1)}

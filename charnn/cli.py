@@ -64,6 +64,8 @@ def _add_train(sub) -> None:
     g.add_argument("--seq-len", type=_positive_int, default=None, help="truncated-BPTT window in tokens (chat: longest training reply)")
     g.add_argument("--lr", type=float, default=None)
     g.add_argument("--warmup", type=_positive_int, default=None, help="warm-up steps")
+    g.add_argument("--weight-decay", type=float, default=None,
+                   help="AdamW weight decay on the weight matrices (CPU language models: 0.1; chat: 0.01)")
     g.add_argument("--steps", type=_positive_int, default=None, help="stop after N steps")
     g.add_argument("--time", type=parse_duration, default=None, help="stop after this long (90, 5m, 1h)")
     g.add_argument("--epochs", type=float, default=None, help="stop after N passes over the text")
@@ -194,7 +196,8 @@ def settings_from_args(args):
     for arg, obj, field in [
         ("layers", m, "layers"), ("hidden", m, "hidden"), ("dropout", m, "dropout"),
         ("batch_size", t, "batch_size"), ("seq_len", t, "seq_len"), ("lr", t, "lr"),
-        ("warmup", t, "warmup_steps"), ("steps", t, "steps"), ("time", t, "time_s"), ("epochs", t, "epochs"),
+        ("warmup", t, "warmup_steps"), ("weight_decay", t, "weight_decay"),
+        ("steps", t, "steps"), ("time", t, "time_s"), ("epochs", t, "epochs"),
         ("eval_every", t, "eval_every"), ("sample_every", t, "sample_every"),
         ("sample_length", t, "sample_length"), ("patience", t, "patience"),
         ("val_fraction", t, "val_fraction"), ("seed", t, "seed"), ("device", t, "device"),

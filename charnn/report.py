@@ -42,13 +42,16 @@ def fmt_count(n: float) -> str:
 
 
 def model_shape(start: Start) -> str:
-    """'1x512 lstm, embedding 80, dropout 0.1 | ' from the run's settings (empty if they don't say)."""
-    m = start.settings.get("model", {}) if isinstance(start.settings, dict) else {}
+    """'1x512 lstm, embedding 80, dropout 0.1, weight decay 0.1 | ' from the run's settings (empty
+    if they don't say)."""
+    settings = start.settings if isinstance(start.settings, dict) else {}
+    m, t = settings.get("model", {}), settings.get("train", {})
     if not m.get("layers") or not m.get("hidden"):
         return ""
     emb = f", embedding {m['embedding']}" if m.get("embedding") and m["embedding"] != m["hidden"] else ""
     drop = f", dropout {m['dropout']:g}" if m.get("dropout") else ""
-    return f"{m['layers']}x{m['hidden']} {m.get('cell', 'lstm')}{emb}{drop} | "
+    decay = f", weight decay {t['weight_decay']:g}" if t.get("weight_decay") else ""
+    return f"{m['layers']}x{m['hidden']} {m.get('cell', 'lstm')}{emb}{drop}{decay} | "
 
 
 def teacher_forcing_schedule(start: Start):

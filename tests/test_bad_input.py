@@ -195,6 +195,8 @@ SETTINGS_CASES = [
     (["--steps", "-1"], "--steps"),
     (["--epochs", "-1"], "--epochs"),
     (["--warmup", "-5"], "--warmup"),
+    (["--weight-decay", "-0.1"], "--weight-decay"),
+    (["--weight-decay", "nan"], "--weight-decay"),
     (["--val-fraction", "0"], "--val-fraction"),
     (["--val-fraction", "1.5"], "--val-fraction"),
     (["--eval-every", "-1"], "--eval-every"),

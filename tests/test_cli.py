@@ -42,6 +42,7 @@ def test_train_reports_progress_samples_and_checkpoints(trained_run, charnn_home
     err = trained_run.err
     assert "run cli" in err and "val" in err and "sample at step 6" in err
     assert "done (budget) at step 12" in err
+    assert "1x32 lstm" in err and "weight decay 0.1 |" in err  # the header names what regularises it
     run = charnn_home / "runs" / "cli"
     assert (run / "best.pt").exists() and (run / "last.pt").exists()
     assert trained_run.out == ""  # messages go to stderr

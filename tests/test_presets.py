@@ -87,6 +87,18 @@ def test_dropout_only_for_a_run_that_would_read_its_text_many_times(shakespeare)
     assert s.model.dropout == 0.0
 
 
+def test_language_models_get_weight_decay_chat_keeps_its_own_and_the_flag_wins(shakespeare):
+    from charnn.cli import settings_from_args
+    from charnn.config import TrainConfig
+
+    def settings(*argv):
+        return settings_from_args(build_parser().parse_args(["train", str(shakespeare), "--device", "cpu", *argv]))
+
+    assert settings("--steps", "10").train.weight_decay == LM_CPU["weight_decay"] == 0.1
+    assert settings("--steps", "10", "--mode", "chat").train.weight_decay == TrainConfig().weight_decay == 0.01
+    assert settings("--steps", "10", "--weight-decay", "0").train.weight_decay == 0.0
+
+
 def test_auto_embedding_follows_the_vocabulary():
     assert auto_embedding(256, 65) == 80 and auto_embedding(512, 200) == 208 and auto_embedding(128, 65) == 80
     assert auto_embedding(512, 8000) == 512

@@ -74,6 +74,7 @@ def validate_settings(s: RunSettings) -> None:
         (t.epochs >= 0, "--epochs must be 0 or more."),
         (0.0 < t.val_fraction < 1.0, "--val-fraction must be between 0 and 1."),
         (t.grad_clip >= 0, "--grad-clip must be 0 (off) or more."),
+        (0.0 <= t.weight_decay <= 10.0 and math.isfinite(t.weight_decay), "--weight-decay must be between 0 and 10."),
         (t.eval_every >= 0 and t.sample_every >= 0, "--eval-every and --sample-every must be 0 or more."),
         (0 <= t.sample_length <= 100_000, "--sample-length must be between 0 and 100000."),
         (t.patience >= 0, "--patience must be 0 or more."),
