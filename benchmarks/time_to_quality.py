@@ -52,7 +52,7 @@ def run_reference(budget: float, device: str, layers: int = 2, hidden: int = 128
 
     from charnn.text.dataset import StreamBatcher, load_corpus
     from charnn.training.device import pick_device, set_cpu_threads
-    from charnn.training.lm_task import evaluate_stream
+    from charnn.training.lm_task import FINAL_EVAL_STREAMS, FINAL_EVAL_WINDOW, evaluate_stream
 
     dev = pick_device(device)
     set_cpu_threads()
@@ -90,7 +90,8 @@ def run_reference(budget: float, device: str, layers: int = 2, hidden: int = 128
         opt.step()
         step += 1
     train_s = time.perf_counter() - t0
-    nats, bpc = evaluate_stream(model, val, np.ones(V), 32, 128, dev, bf16=False)
+    # scored exactly as charnn's closing evaluation scores its model
+    nats, bpc = evaluate_stream(model, val, np.ones(V), FINAL_EVAL_STREAMS, FINAL_EVAL_WINDOW, dev, bf16=False)
     return {"name": "reference", "model": f"{layers}x{hidden} lstm",
             "params": sum(p.numel() for p in model.parameters()), "batch": f"{batch}x{seq}", "steps": step,
             "tok/s": round(step * batch * seq / train_s), "val_nats": round(nats, 4), "val_bpc": round(bpc, 4),

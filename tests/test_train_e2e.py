@@ -58,3 +58,35 @@ def test_embedding_is_sized_to_the_vocabulary_unless_given(small_text, tmp_path)
     assert vocab < 80 and emb == auto_embedding(96, vocab) < 96 and shape == torch.Size([vocab, emb])
     assert run("given", embedding=96)[1:] == (96, torch.Size([vocab, 96]))
     assert run("tied", tie_weights=True)[2] == torch.Size([vocab, 96])
+
+
+def test_closing_score_is_the_score_charnn_eval_gives_the_held_out_text(shakespeare, tmp_path):
+    """The run's final figure reads the held-out text in a few long streams, so it is the figure
+    `charnn eval` gives that text (one stream), not one lowered by 32 blank-state starts."""
+    import numpy as np
+    import torch
+
+    from charnn.evaluate import evaluate_lm_file
+    from charnn.models.loading import load_model
+    from charnn.training.lm_task import evaluate_stream
+
+    s = RunSettings(corpus=str(shakespeare))
+    s.model.layers, s.model.hidden = 1, 128
+    s.train.batch_size, s.train.seq_len, s.train.lr = 32, 64, 6e-3
+    s.train.steps, s.train.eval_every, s.train.eval_tokens = 150, 150, 20000
+    s.train.threads, s.train.sample_length, s.train.bf16 = 1, 0, False
+    events = list(train_stream(s, out=str(tmp_path / "run")))
+    final = [e for e in events if isinstance(e, Eval)][-1]
+    assert final.final
+
+    text = shakespeare.read_text(encoding="utf-8")
+    held_out = text[len(text) - int(len(text) * s.train.val_fraction):]
+    (tmp_path / "val.txt").write_text(held_out, encoding="utf-8")
+    one_stream = evaluate_lm_file(tmp_path / "run" / "last.pt", str(tmp_path / "val.txt"), device="cpu")
+    assert abs(final.val_bpc - one_stream["bits_per_char"]) < 5e-4
+
+    # what the training-shaped read (32 streams of windows of 64) would have said: further off
+    m = load_model(tmp_path / "run" / "last.pt", "lm", "cpu")
+    ids = np.asarray(m.tokenizer.encode_array(held_out))
+    _, as_trained = evaluate_stream(m.model, ids, m.tokenizer.char_lengths(), 32, 64, torch.device("cpu"), False)
+    assert abs(as_trained - one_stream["bits_per_char"]) > 2 * abs(final.val_bpc - one_stream["bits_per_char"])

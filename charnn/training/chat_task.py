@@ -341,8 +341,9 @@ class ChatTask:
 
     # -- evaluation -----------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, model, max_tokens: int, drop_context: bool = False) -> tuple[float, float]:
-        """Held-out reply loss (nats/token) and bits per character of the first ``max_tokens`` reply characters."""
+    def evaluate(self, model, max_tokens: int, drop_context: bool = False, final: bool = False) -> tuple[float, float]:
+        """Held-out reply loss (nats/token) and bits per character of the first ``max_tokens`` reply characters
+        (every reply is scored on its own, so a closing score, ``final``, is scored the same way)."""
         max_chars = min(max_tokens or MAX_EVAL_CHARS, MAX_EVAL_CHARS)
         return score_examples(model, self.val_examples, self.device, max_chars, drop_context,
                               self.settings.train.bf16)

@@ -342,7 +342,8 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
         nonlocal best, bad_evals, paused
         t0 = time.perf_counter()
         # a user who stopped the run wants it back now: a short evaluation, not the full one
-        val_loss, val_bpc = task.evaluate(model, FINAL_EVAL_TOKENS if final and not quick else tc.eval_tokens)
+        closing = final and not quick
+        val_loss, val_bpc = task.evaluate(model, FINAL_EVAL_TOKENS if closing else tc.eval_tokens, final=closing)
         improved = val_bpc < best - 1e-6
         if improved:
             best, bad_evals = val_bpc, 0
