@@ -54,7 +54,7 @@ def cpu_hidden(time_s: float | None, corpus_bytes: int | None = None,
     training tokens/s (``charnn.training.probe``), so the choice follows the hardware; without it,
     the AVX2 machine's rule, 256 x sqrt(budget / 90 s). 512 at most: 1x640 at the compute of a
     5-minute 1x512 run learned less (2.119 vs 2.104), and 512 keeps generation above 5,000
-    characters/s on one core. A text of N characters gets at most about N weights (1x512
+    characters/s on one core (the built-in 1x512 model: 8.3k on one thread). A text of N characters gets at most about N weights (1x512
     has 1.1 M, tiny-shakespeare 1.1 M characters), so a small file gets a small model.
     """
     if not time_s:
