@@ -53,9 +53,10 @@ def cpu_hidden(time_s: float | None, corpus_bytes: int | None = None,
     384 (1,981 steps) 2.152, 512 (1,217 steps) 2.182. ``rate_of(width)`` gives this machine's
     training tokens/s (``charnn.training.probe``), so the choice follows the hardware; without it,
     the AVX2 machine's rule, 256 x sqrt(budget / 90 s). 512 at most: 1x640 at the compute of a
-    5-minute 1x512 run learned less (2.119 vs 2.104), and 512 keeps generation above 5,000
-    characters/s on one core (the built-in 1x512 model: 8.3k on one thread). A text of N characters gets at most about N weights (1x512
-    has 1.1 M, tiny-shakespeare 1.1 M characters), so a small file gets a small model.
+    5-minute 1x512 run learned less (2.119 vs 2.104; with weight decay 0.1, 2.049 vs 2.048), and
+    512 keeps generation above 5,000 characters/s on one core (the built-in 1x512 model: 8.3k on
+    one thread). A text of N characters gets at most about N weights (1x512 has 1.1 M,
+    tiny-shakespeare 1.1 M characters), so a small file gets a small model.
     """
     if not time_s:
         return LM_CPU["hidden"]
