@@ -28,6 +28,7 @@ NATS_TO_BITS = 1 / math.log(2)
 
 def run_charnn(budget: float, device: str) -> dict:
     from charnn.cli import build_parser, settings_from_args
+    from charnn.report import model_shape
 
     # exactly `charnn train CORPUS --time BUDGET`: presets, and on a CPU the width probe
     args = build_parser().parse_args(["train", str(SHAKESPEARE), "--time", str(budget), "--device", device])
@@ -35,10 +36,8 @@ def run_charnn(budget: float, device: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         last = train_events(s, os.path.join(tmp, "run"))
     start, final, done = last["Start"], last["FinalEval"], last["Done"]
-    m = s.model
-    drop = f" drop {m.dropout:g}" if m.dropout else ""
-    decay = f" wd {s.train.weight_decay:g}" if s.train.weight_decay else ""
-    return {"name": "charnn", "model": f"{m.layers}x{m.hidden} {m.cell}{drop}{decay}", "params": start.parameters,
+    # the run header's description: width, embedding, dropout, weight decay
+    return {"name": "charnn", "model": model_shape(start).removesuffix(" | "), "params": start.parameters,
             "batch": f"{s.train.batch_size}x{s.train.seq_len}", "steps": done.step,
             "tok/s": round(done.tokens_per_s), "val_nats": round(final.val_loss, 4),
             "val_bpc": round(final.val_bpc, 4), "wall_s": round(done.elapsed_s, 1)}
