@@ -31,8 +31,9 @@ def plan(device: str, quick: bool) -> list[tuple[str, list[str]]]:
     return [
         ("start-up", ["startup.py"]),
         ("generation", ["generation.py", "--device", device] + (["--length", "500"] if quick else [])),
-        ("throughput", ["throughput.py", "--device", device] + sizes
-         + (["--steps", "5", "--repeats", "1"] if quick else [])),
+        # quick: one shape, and enough steps to span several 0.25 s Step events (5 steps did not)
+        ("throughput", ["throughput.py", "--device", device]
+         + (["--sizes", "1x256", "--batches", "32x64", "--steps", "40", "--repeats", "1"] if quick else sizes)),
         ("time to quality", ["time_to_quality.py", "--device", device, "--budgets", *budgets]),
         ("big corpus", ["big_corpus.py", "--size", "10M" if quick else "100M", "--tokenizers", "char,bpe"]),
     ]
