@@ -88,3 +88,25 @@ def test_exported_checkpoint_is_smaller_and_samples_like_the_original(small_text
     cfg = SampleConfig(temperature=0.0, length=30, seed=0)
     a, b = load_model(src), load_model(dst)
     assert "".join(generate_text(a.model, a.tokenizer, cfg)) == "".join(generate_text(b.model, b.tokenizer, cfg))
+
+
+def test_loss_scaling_changes_nothing_but_the_scale_and_a_resume_keeps_it(small_text, tmp_path, monkeypatch):
+    from charnn.training import trainer
+
+    # in fp32 on the CPU, with the loss scaling CUDA runs get: gradients scaled by a power of two and
+    # unscaled again are the same gradients, so the run is the same run
+    def run(name, **kw):
+        list(train_stream(tiny_settings(small_text, bf16=False, eval_every=6, **kw), out=str(tmp_path / name)))
+        return load_checkpoint(tmp_path / name / "last.pt")
+
+    plain = run("plain", steps=12)
+    assert plain["grad_scaler"] == {}  # no scaling on a CPU
+    monkeypatch.setattr(trainer, "grad_scaler", lambda device, autocast: torch.amp.GradScaler(
+        "cpu", init_scale=2.0**10, growth_interval=4))
+    scaled = run("scaled", steps=12)
+    assert scaled["history"]["train_loss"] == plain["history"]["train_loss"]
+    assert all(torch.equal(plain["model"][k], scaled["model"][k]) for k in plain["model"])
+    assert scaled["grad_scaler"]["scale"] == 2.0**13  # doubled after every 4 steps without overflow
+    resumed = list(train_stream(resume=str(tmp_path / "scaled"), budget={"steps": 16}))
+    assert [e for e in resumed if isinstance(e, Done)][0].step == 16
+    assert load_checkpoint(tmp_path / "scaled" / "last.pt")["grad_scaler"]["scale"] == 2.0**14  # kept, not reset
