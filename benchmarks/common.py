@@ -42,11 +42,14 @@ def save(name: str, payload: dict) -> Path:
 
 def train_events(settings, out: str) -> dict:
     """Run ``train_stream`` to the end; the last event of each kind by class name ("Start", "Step",
-    "Done", ...), with the final evaluation under "FinalEval"."""
+    "Done", ...), with the final evaluation under "FinalEval" and every periodic one, in order,
+    under "evals"."""
     from charnn.training.events import Eval
     from charnn.training.trainer import train_stream
 
-    last: dict = {}
+    last: dict = {"evals": []}
     for e in train_stream(settings, out=out):
         last["FinalEval" if isinstance(e, Eval) and e.final else type(e).__name__] = e
+        if isinstance(e, Eval) and not e.final:
+            last["evals"].append(e)
     return last

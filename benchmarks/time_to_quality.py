@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -26,21 +27,26 @@ from benchmarks.common import SHAKESPEARE, save, table, train_events  # noqa: E4
 NATS_TO_BITS = 1 / math.log(2)
 
 
-def run_charnn(budget: float, device: str) -> dict:
+def run_charnn(budget: float, device: str, extra: str = "") -> dict:
     from charnn.cli import build_parser, settings_from_args
     from charnn.report import model_shape
 
-    # exactly `charnn train CORPUS --time BUDGET`: presets, and on a CPU the width probe
-    args = build_parser().parse_args(["train", str(SHAKESPEARE), "--time", str(budget), "--device", device])
-    s = settings_from_args(args)
+    # exactly `charnn train CORPUS --time BUDGET` (plus any --train-args): presets, and on a CPU the
+    # width probe
+    argv = ["train", str(SHAKESPEARE), "--time", str(budget), "--device", device, *shlex.split(extra)]
+    s = settings_from_args(build_parser().parse_args(argv))
     with tempfile.TemporaryDirectory() as tmp:
         last = train_events(s, os.path.join(tmp, "run"))
     start, final, done = last["Start"], last["FinalEval"], last["Done"]
     # the run header's description: width, embedding, dropout, weight decay
-    return {"name": "charnn", "model": model_shape(start).removesuffix(" | "), "params": start.parameters,
-            "batch": f"{s.train.batch_size}x{s.train.seq_len}", "steps": done.step,
-            "tok/s": round(done.tokens_per_s), "val_nats": round(final.val_loss, 4),
-            "val_bpc": round(final.val_bpc, 4), "wall_s": round(done.elapsed_s, 1)}
+    row = {"name": "charnn" + (f" {extra}" if extra else ""), "model": model_shape(start).removesuffix(" | "),
+           "params": start.parameters, "batch": f"{s.train.batch_size}x{s.train.seq_len}", "steps": done.step,
+           "tok/s": round(done.tokens_per_s), "val_nats": round(final.val_loss, 4),
+           "val_bpc": round(final.val_bpc, 4), "wall_s": round(done.elapsed_s, 1)}
+    # the periodic evaluations (a slice of the held-out text: lower than the closing figure), to see
+    # whether the run was still learning or had begun to overfit
+    row["curve"] = [[e.step, round(e.val_bpc, 4)] for e in last.get("evals", [])]
+    return row
 
 
 def run_reference(budget: float, device: str, layers: int = 2, hidden: int = 128, batch: int = 50,
@@ -102,6 +108,8 @@ def main() -> int:
     ap.add_argument("--budgets", type=float, nargs="+", default=[90, 300], help="seconds")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--only", choices=["charnn", "reference"], help="run one side only")
+    ap.add_argument("--train-args", default="", metavar="FLAGS",
+                    help='extra `charnn train` flags for charnn\'s side, e.g. "--dropout 0.3" (a lever to compare)')
     args = ap.parse_args()
     os.environ.setdefault("CHARNN_HOME", tempfile.mkdtemp(prefix="charnn-bench-"))
     from charnn.training.device import describe, pick_device, set_cpu_threads
@@ -110,16 +118,19 @@ def main() -> int:
     print(f"device: {describe(pick_device(args.device))}; corpus {SHAKESPEARE}", flush=True)
     rows = []
     for budget in args.budgets:
-        for name, fn in (("charnn", run_charnn), ("reference", run_reference)):
+        for name, fn in (("charnn", lambda b, d: run_charnn(b, d, args.train_args)), ("reference", run_reference)):
             if args.only and args.only != name:
                 continue
             row = {"budget_s": budget, **fn(budget, args.device)}
             rows.append(row)
-            print(table([row], list(row)), flush=True)
+            print(table([row], [k for k in row if k != "curve"]), flush=True)
+            if row.get("curve"):
+                print("periodic evaluations (step, bpc on a held-out slice): "
+                      + ", ".join(f"{s} {b:.3f}" for s, b in row["curve"]), flush=True)
     cols = ["budget_s", "name", "model", "params", "batch", "steps", "tok/s", "val_nats", "val_bpc", "wall_s"]
     print("\n" + table(rows, cols))
     for budget in args.budgets:
-        pair = {r["name"]: r for r in rows if r["budget_s"] == budget}
+        pair = {r["name"].split()[0]: r for r in rows if r["budget_s"] == budget}
         if len(pair) == 2:
             c, r = pair["charnn"], pair["reference"]
             print(f"budget {budget:g}s: charnn {c['val_bpc']:.3f} bpc vs reference {r['val_bpc']:.3f} bpc "
