@@ -15,9 +15,19 @@ DEFAULT_TIME_BUDGET_S = 300.0  # `charnn train` with no --time / --steps / --epo
 # 2.104 / 2.117 (0.3: 2.059; 0.1 without dropout: 2.075)
 LM_CPU = {"layers": 1, "hidden": 256, "dropout": 0.0, "batch_size": 32, "seq_len": 64, "lr": 8e-3,
           "weight_decay": 0.1}
-# GPU: wider and more parallel; the GPU is idle at CPU sizes (weight decay as on a CPU, unmeasured here)
-LM_GPU = {"layers": 3, "hidden": 1024, "dropout": 0.1, "batch_size": 128, "seq_len": 128, "lr": 2e-3,
+# GPU: wider and more parallel; the GPU is idle at CPU sizes. But a GPU reads a small text many
+# times in minutes, and past a few dozen readings a 3x1024 model learns the text rather than the
+# language. Held-out bits/char on tiny-shakespeare, one H200 (benchmarks/README.md): 3 minutes
+# (130-150 epochs) at dropout 0.3 3.744 and 0.5 2.386, each best 20-35 epochs in and worse at
+# every evaluation after; dropout 0.5 over 60 s (49 epochs) 2.040, 0.6 over 75 s (61 epochs) 2.031.
+# So dropout 0.6, and MAX_EPOCHS below.
+LM_GPU = {"layers": 3, "hidden": 1024, "dropout": 0.6, "batch_size": 128, "seq_len": 128, "lr": 2e-3,
           "weight_decay": 0.1}
+# A time budget is a ceiling: a language-model run also ends once it has read its text this many
+# times (the learning-rate schedule then ends there too). On a GPU, above. On a CPU it binds only
+# for small texts: the first 120 kB of tiny-shakespeare (1x128, dropout 0.1), `--time 2m`, 1 thread:
+# 2.161 held-out bits/char after 49 s with the cap, 2.200 after 2 minutes (146 epochs) without.
+MAX_EPOCHS = 60.0
 
 
 # chat (seq2seq): seq_len is the longest training reply in tokens (the context gets twice that), 160
@@ -134,6 +144,8 @@ def apply_presets(s: RunSettings, device: str = "auto", time_s: float | None = N
     s.model.layers, s.model.hidden, s.model.dropout = d["layers"], d["hidden"], d["dropout"]
     s.train.batch_size, s.train.seq_len, s.train.lr = d["batch_size"], d["seq_len"], d["lr"]
     s.train.weight_decay = d["weight_decay"]
+    if time_s:
+        s.train.epochs = MAX_EPOCHS  # whichever comes first; --epochs replaces it
     if not gpu:
         s.model.hidden = cpu_hidden(time_s, corpus_bytes, rate_of)
         if rate_of is not None and time_s and corpus_bytes and s.tokenizer.kind == "char":

@@ -140,3 +140,21 @@ def test_the_probe_measures_a_real_training_step_without_moving_the_run_s_random
     memo = probe.rate_function(vocab=20, batch=4, seq_len=8, bf16=False)
     assert memo(32) == memo(32) > 0 and memo(48) > 0
     assert calls == [32, 48]  # each width measured once
+
+
+def test_a_time_budget_ends_after_the_epoch_cap_unless_epochs_are_given(shakespeare):
+    from charnn.cli import settings_from_args
+    from charnn.presets import LM_GPU, MAX_EPOCHS
+
+    def train(*argv, device="cuda"):
+        argv = ["train", str(shakespeare), "--device", device, *argv]
+        return settings_from_args(build_parser().parse_args(argv))
+
+    # a GPU reads a small text dozens of times a minute: the time budget gets an epoch cap
+    s = train("--time", "180")
+    assert (s.train.time_s, s.train.epochs, s.model.dropout) == (180, MAX_EPOCHS, LM_GPU["dropout"])
+    assert train().train.epochs == MAX_EPOCHS  # the default budget is a time budget too
+    assert train("--time", "180", "--epochs", "200").train.epochs == 200  # the user's cap wins
+    assert train("--steps", "500").train.epochs == 0  # a step budget is exact
+    assert train("--time", "20", device="cpu").train.epochs == MAX_EPOCHS
+    assert train("--time", "20", "--mode", "chat").train.epochs == 0  # language models only
