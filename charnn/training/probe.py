@@ -26,6 +26,7 @@ def training_rate(width: int, *, layers: int = 1, vocab: int = 96, embedding: in
     from charnn.presets import auto_embedding
     from charnn.training import memory
     from charnn.training.device import bf16_autocast
+    from charnn.training.optim import adamw
 
     gen_state = torch.get_rng_state()  # the probe must not shift the run's random numbers
     try:
@@ -36,7 +37,7 @@ def training_rate(width: int, *, layers: int = 1, vocab: int = 96, embedding: in
         model = RNNLanguageModel(ModelConfig(vocab_size=vocab, cell=cell, layers=layers, hidden=width,
                                              embedding=emb))
         memory.check_batch_fits(model, cell, layers, width, emb, vocab, batch, seq_len, cpu)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        opt = adamw(model, 1e-4, 0.1, cpu)  # the trainer's own optimizer (fused on a CPU)
         x = torch.randint(0, vocab, (batch, seq_len))
         autocast = bf16_autocast(cpu, bf16)
         state = None
