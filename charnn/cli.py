@@ -65,10 +65,10 @@ def _add_train(sub) -> None:
     g.add_argument("--lr", type=float, default=None)
     g.add_argument("--warmup", type=_positive_int, default=None, help="warm-up steps")
     g.add_argument("--weight-decay", type=float, default=None,
-                   help="AdamW weight decay on the weight matrices (CPU language models: 0.1; chat: 0.01)")
+                   help="AdamW weight decay on the weight matrices (language models: 0.1; chat: 0.01)")
     g.add_argument("--steps", type=_positive_int, default=None, help="stop after N steps")
-    g.add_argument("--time", type=parse_duration, default=None, help="stop after this long (90, 5m, 1h)")
-    g.add_argument("--epochs", type=float, default=None, help="stop after N passes over the text")
+    g.add_argument("--time", type=parse_duration, default=None, help="stop after this long (90, 5m, 1h; a language model also stops after 60 epochs)")
+    g.add_argument("--epochs", type=float, default=None, help="stop after N passes over the text (with --time: whichever comes first)")
     g.add_argument("--eval-every", type=_positive_int, default=None, help="evaluate every N steps")
     g.add_argument("--sample-every", type=_positive_int, default=None, help="sample every N steps")
     g.add_argument("--sample-length", type=_positive_int, default=None)
