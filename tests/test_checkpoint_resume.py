@@ -110,3 +110,17 @@ def test_loss_scaling_changes_nothing_but_the_scale_and_a_resume_keeps_it(small_
     resumed = list(train_stream(resume=str(tmp_path / "scaled"), budget={"steps": 16}))
     assert [e for e in resumed if isinstance(e, Done)][0].step == 16
     assert load_checkpoint(tmp_path / "scaled" / "last.pt")["grad_scaler"]["scale"] == 2.0**14  # kept, not reset
+
+
+def test_the_closing_score_is_kept_apart_from_the_periodic_best(small_text, tmp_path):
+    from charnn.training.checkpoint import export_checkpoint
+    from charnn.tui.catalog import describe_loaded, score
+
+    events = list(train_stream(tiny_settings(small_text, steps=10, eval_every=5), out=str(tmp_path / "run")))
+    closing = [e for e in events if isinstance(e, Eval) and e.final][0]
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert last["held_out_bpc"] == closing.val_bpc  # the whole held-out text, as `charnn eval` scores it
+    export_checkpoint(tmp_path / "run" / "last.pt", tmp_path / "small.pt")
+    assert f"held-out {closing.val_bpc:.3f} bpc" in describe_loaded(load_model(tmp_path / "small.pt"))
+    # a checkpoint saved by a periodic evaluation has only its slice's score, and says so
+    assert score(None, 1.9) == "val 1.900 bpc (periodic)" and score(None, None) == ""

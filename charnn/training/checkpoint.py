@@ -175,7 +175,7 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, half: bool
     ck = load_checkpoint(src)
     weights = {k: (v.half() if half and v.is_floating_point() else v) for k, v in ck["model"].items()}
     keep = ("kind", "run_name", "settings", "model_config", "tokenizer", "step", "tokens_seen",
-            "elapsed_s", "best_val_bpc", "history", "corpus")
+            "elapsed_s", "best_val_bpc", "held_out_bpc", "history", "corpus")
     payload = {k: ck[k] for k in keep if k in ck}
     payload["history"] = {"eval": ck.get("history", {}).get("eval", [])}
     payload.update(model=weights, exported=True)

@@ -211,6 +211,9 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
     optimizer = adamw(model, tc.lr, tc.weight_decay, device)
     scaler = grad_scaler(device, tc.bf16)
     step, tokens_seen, elapsed0, best, bad_evals, lr_scale = 0, 0, 0.0, math.inf, 0, 1.0
+    # the closing evaluation's score over the whole held-out text, set when one runs (periodic ones
+    # read a slice of it, so best_val_bpc is not comparable with it); not carried over a resume
+    held_out = None
     history: dict[str, list] = {"train_loss": [], "eval": []}
     if ck is not None:
         model.load_state_dict(ck["model"])
@@ -253,6 +256,7 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
             "tokens_seen": tokens_seen,
             "elapsed_s": clock.elapsed(),
             "best_val_bpc": best,
+            "held_out_bpc": held_out,
             "bad_evals": bad_evals,
             "lr_scale": lr_scale,
             "task_state": task.state_dict(),
@@ -344,11 +348,13 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
                          f"--batch-size {smaller}.")
 
     def run_eval(final: bool, quick: bool = False) -> Iterator[Event]:
-        nonlocal best, bad_evals, paused
+        nonlocal best, bad_evals, paused, held_out
         t0 = time.perf_counter()
         # a user who stopped the run wants it back now: a short evaluation, not the full one
         closing = final and not quick
         val_loss, val_bpc = task.evaluate(model, FINAL_EVAL_TOKENS if closing else tc.eval_tokens, final=closing)
+        if closing:
+            held_out = val_bpc
         improved = val_bpc < best - 1e-6
         if improved:
             best, bad_evals = val_bpc, 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -71,7 +72,16 @@ def describe_loaded(loaded) -> str:
     parts.append(f"{fmt_count(params)} params")
     if ck.get("step") is not None:
         parts.append(f"step {ck['step']:,}")
-    best = ck.get("best_val_bpc")
-    if isinstance(best, float) and best < float("inf"):
-        parts.append(f"val {best:.3f} bpc")
+    if label := score(ck.get("held_out_bpc"), ck.get("best_val_bpc")):
+        parts.append(label)
     return " · ".join(parts)
+
+
+def score(held_out, best) -> str:
+    """A model's validation figure, saying which: the whole held-out text (the closing evaluation,
+    what `charnn eval` measures) or the best periodic check, which reads a slice of it."""
+    if isinstance(held_out, float) and math.isfinite(held_out):
+        return f"held-out {held_out:.3f} bpc"
+    if isinstance(best, float) and math.isfinite(best):
+        return f"val {best:.3f} bpc (periodic)"
+    return ""
