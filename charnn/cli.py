@@ -66,6 +66,9 @@ def _add_train(sub) -> None:
     g.add_argument("--warmup", type=_positive_int, default=None, help="warm-up steps")
     g.add_argument("--weight-decay", type=float, default=None,
                    help="AdamW weight decay on the weight matrices (language models: 0.1; chat: 0.01)")
+    g.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                   help="keep a moving average of the weights and finish with it (language models: 0.999; "
+                        "0 = off, the last weights)")
     g.add_argument("--steps", type=_positive_int, default=None, help="stop after N steps")
     g.add_argument("--time", type=parse_duration, default=None, help="stop after this long (90, 5m, 1h; a language model also stops after 60 epochs)")
     g.add_argument("--epochs", type=float, default=None, help="stop after N passes over the text (with --time: whichever comes first)")
@@ -196,7 +199,7 @@ def settings_from_args(args):
     for arg, obj, field in [
         ("layers", m, "layers"), ("hidden", m, "hidden"), ("dropout", m, "dropout"),
         ("batch_size", t, "batch_size"), ("seq_len", t, "seq_len"), ("lr", t, "lr"),
-        ("warmup", t, "warmup_steps"), ("weight_decay", t, "weight_decay"),
+        ("warmup", t, "warmup_steps"), ("weight_decay", t, "weight_decay"), ("ema", t, "ema"),
         ("steps", t, "steps"), ("time", t, "time_s"), ("epochs", t, "epochs"),
         ("eval_every", t, "eval_every"), ("sample_every", t, "sample_every"),
         ("sample_length", t, "sample_length"), ("patience", t, "patience"),

@@ -51,6 +51,7 @@ class TrainConfig(_DictMixin):
     warmup_steps: int = 50
     weight_decay: float = 0.01
     grad_clip: float = 1.0
+    ema: float = 0.999  # decay of the weight average that becomes the final model (0 = off)
     steps: int = 0  # 0 = no step budget
     time_s: float = 0.0  # 0 = no wall-clock budget
     epochs: float = 0.0  # 0 = no epoch budget

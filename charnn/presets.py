@@ -35,7 +35,8 @@ MAX_EPOCHS = 60.0
 # context_turns and encoder_layers go into the model config (charnn/training/chat_task.py);
 # lr 8e-3: 1.96 vs 2.04 held-out bits/char after 600 steps at 3e-3 (bpe 1000, unit-variance embeddings)
 CHAT_DEFAULTS = {"layers": 1, "hidden": 256, "dropout": 0.0, "batch_size": 32, "seq_len": 160,
-                 "seq_len_subword": 64, "lr": 8e-3, "eval_tokens": 32768, "context_turns": 3, "encoder_layers": 1}
+                 "seq_len_subword": 64, "lr": 8e-3, "eval_tokens": 32768, "context_turns": 3, "encoder_layers": 1,
+                 "ema": 0.0}  # the weight average was measured for language models only
 
 
 # the widths an automatic CPU run chooses from, and how much it must read to be worth its width
@@ -138,6 +139,7 @@ def apply_presets(s: RunSettings, device: str = "auto", time_s: float | None = N
         if s.tokenizer.kind != "char":
             s.train.seq_len = c["seq_len_subword"]
         s.train.eval_tokens = c["eval_tokens"]
+        s.train.ema = c["ema"]
         return
     gpu = has_gpu(device)
     d = LM_GPU if gpu else LM_CPU

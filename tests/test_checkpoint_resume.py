@@ -124,3 +124,47 @@ def test_the_closing_score_is_kept_apart_from_the_periodic_best(small_text, tmp_
     assert f"held-out {closing.val_bpc:.3f} bpc" in describe_loaded(load_model(tmp_path / "small.pt"))
     # a checkpoint saved by a periodic evaluation has only its slice's score, and says so
     assert score(None, 1.9) == "val 1.900 bpc (periodic)" and score(None, None) == ""
+
+
+def test_weight_average_warms_up_then_holds_its_decay():
+    from charnn.training.averaging import WeightAverage
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    avg = WeightAverage(model, decay=0.9)
+    with torch.no_grad():
+        model.weight.fill_(12.0)
+    avg.update()  # keeps (1 + 1) / (10 + 1) of the old average: 2/11 * 1 + 9/11 * 12
+    assert torch.allclose(avg.weights[0], torch.full((1, 2), 2 / 11 + 9 / 11 * 12))
+    for _ in range(200):
+        avg.update()
+    assert avg.n == 201 and torch.allclose(avg.weights[0], torch.full((1, 2), 12.0))
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    avg.update()  # past the warm-up the decay is 0.9
+    assert torch.allclose(avg.weights[0], torch.full((1, 2), 0.9 * 12.0))
+    avg.copy_to_model()
+    assert torch.equal(model.weight, avg.weights[0])
+
+
+def test_a_finished_run_leaves_the_average_and_resumes_from_its_last_weights(small_text, tmp_path):
+    def last(name):
+        return load_checkpoint(tmp_path / name / "last.pt")
+
+    list(train_stream(tiny_settings(small_text, steps=8, eval_every=4), out=str(tmp_path / "straight")))
+    list(train_stream(tiny_settings(small_text, steps=4, eval_every=4), out=str(tmp_path / "split")))
+    list(train_stream(resume=str(tmp_path / "split"), budget={"steps": 8}))
+    a, b = last("straight"), last("split")
+    # the model a finished run leaves is the average; its last weights stay there to resume from
+    assert a["weight_average"]["n"] == 8 and a["resume_weights"] is not None
+    assert any(not torch.equal(a["model"][k], a["resume_weights"][k]) for k in a["model"])
+    # finishing at step 4 and going on to 8 is the same run as going to 8 at once
+    for k in a["model"]:
+        assert torch.allclose(a["model"][k], b["model"][k], atol=1e-6), k
+        assert torch.allclose(a["resume_weights"][k], b["resume_weights"][k], atol=1e-6), k
+    list(train_stream(tiny_settings(small_text, steps=8, eval_every=4, ema=0.0), out=str(tmp_path / "off")))
+    off = last("off")
+    assert off["resume_weights"] is None and off["weight_average"] is None
+    for k in off["model"]:  # without the average the model is the last weights, as before
+        assert torch.allclose(off["model"][k], a["resume_weights"][k], atol=1e-6), k

@@ -15,8 +15,9 @@ from pathlib import Path
 from charnn.errors import CharnnError
 
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
-# weights, gradients, two AdamW moments, and the NaN-rollback copy of weights and moments
-BYTES_PER_PARAMETER = 4 * 7
+# weights, gradients, two AdamW moments, the weight average, and the NaN-rollback copy of weights,
+# moments and average
+BYTES_PER_PARAMETER = 4 * 9
 
 
 def count_parameters(cell: str, layers: int, hidden: int, embedding: int, vocab: int, tied: bool) -> int:

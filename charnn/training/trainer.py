@@ -28,6 +28,7 @@ from charnn.config import MAX_BATCH_SIZE, MAX_SEQ_LEN, ModelConfig, RunSettings
 from charnn.errors import CharnnError
 from charnn.presets import DEFAULT_TIME_BUDGET_S
 from charnn.training import distributed, memory
+from charnn.training.averaging import WeightAverage
 from charnn.training.checkpoint import (
     load_checkpoint,
     resolve_run_dir,
@@ -76,6 +77,7 @@ def validate_settings(s: RunSettings) -> None:
         (0.0 < t.val_fraction < 1.0, "--val-fraction must be between 0 and 1."),
         (t.grad_clip >= 0, "--grad-clip must be 0 (off) or more."),
         (0.0 <= t.weight_decay <= 10.0 and math.isfinite(t.weight_decay), "--weight-decay must be between 0 and 10."),
+        (0.0 <= t.ema < 1.0, "--ema must be at least 0 (off) and below 1."),
         (t.eval_every >= 0 and t.sample_every >= 0, "--eval-every and --sample-every must be 0 or more."),
         (0 <= t.sample_length <= 100_000, "--sample-length must be between 0 and 100000."),
         (t.patience >= 0, "--patience must be 0 or more."),
@@ -209,17 +211,21 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
         check_writable(run_dir)
 
     optimizer = adamw(model, tc.lr, tc.weight_decay, device)
+    average = WeightAverage(model, tc.ema) if tc.ema else None
     scaler = grad_scaler(device, tc.bf16)
     step, tokens_seen, elapsed0, best, bad_evals, lr_scale = 0, 0, 0.0, math.inf, 0, 1.0
     # the closing evaluation's score over the whole held-out text, set when one runs (periodic ones
     # read a slice of it, so best_val_bpc is not comparable with it); not carried over a resume
     held_out = None
+    resume_weights = None
     history: dict[str, list] = {"train_loss": [], "eval": []}
     if ck is not None:
-        model.load_state_dict(ck["model"])
+        model.load_state_dict(ck.get("resume_weights") or ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         if ck.get("grad_scaler"):
             scaler.load_state_dict(ck["grad_scaler"])
+        if average and ck.get("weight_average"):
+            average.load_state_dict(ck["weight_average"])
         step, tokens_seen = ck["step"], ck["tokens_seen"]
         elapsed0, best, bad_evals = ck["elapsed_s"], ck["best_val_bpc"], ck["bad_evals"]
         lr_scale = ck.get("lr_scale", 1.0)
@@ -252,6 +258,8 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "grad_scaler": scaler.state_dict(),
+            "weight_average": average.state_dict() if average else None,
+            "resume_weights": resume_weights,  # None unless "model" holds the average
             "step": step,
             "tokens_seen": tokens_seen,
             "elapsed_s": clock.elapsed(),
@@ -323,13 +331,16 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
     def take_snapshot() -> None:
         """The last good state, to roll back to when the loss turns NaN or infinite."""
         nonlocal snapshot, nan_failures
-        snapshot = (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()), task.state_dict())
+        snapshot = (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()), task.state_dict(),
+                    average.state_dict() if average else None)
         nan_failures = 0
 
     def restore_snapshot() -> None:
         model.load_state_dict(snapshot[0])
         optimizer.load_state_dict(snapshot[1])
         task.load_state_dict(snapshot[2])
+        if average:
+            average.load_state_dict(snapshot[3])
 
     def after_out_of_memory(error: BaseException) -> Iterator[Event]:
         """Retry at half the batch (one process), or stop saying what would fit."""
@@ -353,11 +364,15 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
         # a user who stopped the run wants it back now: a short evaluation, not the full one
         closing = final and not quick
         val_loss, val_bpc = task.evaluate(model, FINAL_EVAL_TOKENS if closing else tc.eval_tokens, final=closing)
+        # best.pt is chosen by the periodic measure (a slice of the held-out text, read in the
+        # training shape), so the closing model is compared on that slice too, like with like
+        compared = val_bpc
         if closing:
             held_out = val_bpc
-        improved = val_bpc < best - 1e-6
+            compared = task.evaluate(model, tc.eval_tokens)[1]
+        improved = compared < best - 1e-6
         if improved:
-            best, bad_evals = val_bpc, 0
+            best, bad_evals = compared, 0
         else:
             bad_evals += 1
         history["eval"].append([step, val_loss, val_bpc])
@@ -404,6 +419,8 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
                         torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
                     scaler.step(optimizer)
                     scaler.update()
+                    if average:
+                        average.update()
             except Exception as e:  # noqa: BLE001 - only out-of-memory is handled; the rest re-raised
                 if not memory.is_out_of_memory(e):
                     raise
@@ -478,6 +495,11 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
     if reason != "failed":
         if reason in ("stopped", "interrupted") and step > start_step:
             yield from save(["last"])  # resumable at once, even if the final evaluation is cut short
+        if average and step > start_step and reason in ("budget", "early-stop"):
+            # a finished run leaves the averaged weights as its model; the last ones stay in the
+            # checkpoint to resume from (a stopped run keeps only those, as they are)
+            resume_weights = copy.deepcopy(model.state_dict())
+            average.copy_to_model()
         if step > start_step or not history["eval"]:
             yield from run_eval(final=True, quick=reason in ("stopped", "interrupted"))
         else:
