@@ -24,7 +24,7 @@ from charnn.training.device import bf16_autocast
 
 LN2 = math.log(2.0)
 # The closing score reads the held-out text in a few long streams: each stream starts from a blank
-# state, and 32 such starts cost the built-in 1x512 model 0.004 bits/char (2.052 vs 2.048 on
+# state, and 32 such starts cost a 1x512 model 0.004 bits/char (2.052 vs 2.048 on
 # tiny-shakespeare's last 10 %, whose one-stream score `charnn eval` gives); 4 streams of windows of
 # 256 score 2.048 in 1.0 s on 2 cores, one stream 2.5 s.
 FINAL_EVAL_STREAMS, FINAL_EVAL_WINDOW = 4, 256
