@@ -70,8 +70,10 @@ def _add_train(sub) -> None:
                    help="keep a moving average of the weights and finish with it (language models: 0.999; "
                         "0 = off, the last weights)")
     g.add_argument("--steps", type=_positive_int, default=None, help="stop after N steps")
-    g.add_argument("--time", type=parse_duration, default=None, help="stop after this long (90, 5m, 1h; a language model also stops after 60 epochs)")
-    g.add_argument("--epochs", type=float, default=None, help="stop after N passes over the text (with --time: whichever comes first)")
+    g.add_argument("--time", type=parse_duration, default=None,
+                   help="stop after this long (90, 5m, 1h; a language model also stops after 60 epochs)")
+    g.add_argument("--epochs", type=float, default=None,
+                   help="stop after N passes over the text (with --time: whichever comes first)")
     g.add_argument("--eval-every", type=_positive_int, default=None, help="evaluate every N steps")
     g.add_argument("--sample-every", type=_positive_int, default=None, help="sample every N steps")
     g.add_argument("--sample-length", type=_positive_int, default=None)
