@@ -32,7 +32,7 @@ stamp "machine" | tee "$OUT/smoke.log"
 {
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv 2>&1
     python3 - "$DEV" <<'EOF'
-import sys, time, torch
+import sys, torch
 dev = torch.device(sys.argv[1])
 print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())
 if dev.type == "cuda":

@@ -45,7 +45,7 @@ def run_charnn(budget: float, device: str, extra: str = "") -> dict:
            "val_bpc": round(final.val_bpc, 4), "wall_s": round(done.elapsed_s, 1)}
     # the periodic evaluations (a slice of the held-out text: lower than the closing figure), to see
     # whether the run was still learning or had begun to overfit
-    row["curve"] = [[e.step, round(e.val_bpc, 4)] for e in last.get("evals", [])]
+    row["curve"] = [[e.step, round(e.val_bpc, 4)] for e in last["evals"]]
     return row
 
 
