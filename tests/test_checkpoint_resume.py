@@ -168,3 +168,18 @@ def test_a_finished_run_leaves_the_average_and_resumes_from_its_last_weights(sma
     assert off["resume_weights"] is None and off["weight_average"] is None
     for k in off["model"]:  # without the average the model is the last weights, as before
         assert torch.allclose(off["model"][k], a["resume_weights"][k], atol=1e-6), k
+
+
+def test_a_checkpoint_from_before_the_average_resumes_without_it(small_text, tmp_path):
+    list(train_stream(tiny_settings(small_text, steps=8, eval_every=4, ema=0.0), out=str(tmp_path / "straight")))
+    list(train_stream(tiny_settings(small_text, steps=4, eval_every=4, ema=0.0), out=str(tmp_path / "old")))
+    # as a checkpoint written before the weight average existed looks: no "ema" in its settings
+    path = tmp_path / "old" / "last.pt"
+    ck = load_checkpoint(path)
+    del ck["settings"]["train"]["ema"], ck["weight_average"], ck["resume_weights"]
+    save_checkpoint(path, ck)
+    list(train_stream(resume=str(tmp_path / "old"), budget={"steps": 8}))
+    a, b = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(path)
+    assert b["settings"]["train"]["ema"] == 0.0 and b["weight_average"] is None
+    for k in a["model"]:  # the run goes on as it was trained: last weights, no average
+        assert torch.allclose(a["model"][k], b["model"][k], atol=1e-6), k

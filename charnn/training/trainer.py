@@ -173,6 +173,8 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
         run_dir = resolve_run_dir(resume)
         ck = load_checkpoint(run_dir / "last.pt")
         settings = RunSettings.from_dict(ck["settings"])
+        if "ema" not in ck["settings"].get("train", {}):
+            settings.train.ema = 0.0  # written before the weight average existed: it goes on without one
         for key, value in budget.items():
             setattr(settings.train, key, value)
     else:
