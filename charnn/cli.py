@@ -346,7 +346,7 @@ def cmd_eval(args) -> int:
 def cmd_models(args) -> int:
     import json
 
-    from charnn.report import fmt_count
+    from charnn.report import PERIODIC_MARK, SCORE_LEGEND, fmt_count, score_cell
     from charnn.training.checkpoint import bundled_models, list_runs
 
     runs = list_runs()
@@ -356,16 +356,19 @@ def cmd_models(args) -> int:
     if not runs:
         print("No trained runs yet; start one with `charnn train CORPUS`.", file=sys.stderr)
     else:
-        header = f"{'run':<36} {'mode':<5} {'tokens':<8} {'size':<9} {'params':>7} {'steps':>7} {'best bpc':>8}  corpus"
+        header = f"{'run':<36} {'mode':<5} {'tokens':<8} {'size':<9} {'params':>7} {'steps':>7} {'val bpc':>8}  corpus"
         print(header)
+        cells = []
         for r in runs:
             size = f"{r.get('layers', '?')}x{r.get('hidden', '?')}"
-            best = f"{r['best_val_bpc']:.3f}" if r.get("best_val_bpc") else "-"
+            cells.append(score_cell(r.get("held_out_bpc"), r.get("best_val_bpc")))
             corpus = os.path.basename(str(r.get("corpus", "")))
             print(f"{r['name']:<36} {r.get('mode', 'lm'):<5} {r.get('tokenizer', '?'):<8} {size:<9} "
-                  f"{fmt_count(r.get('parameters', 0)):>7} {r.get('step', 0):>7} {best:>8}  {corpus}")
+                  f"{fmt_count(r.get('parameters', 0)):>7} {r.get('step', 0):>7} {cells[-1]:>8}  {corpus}")
         from charnn import paths
 
+        if any(c.endswith(PERIODIC_MARK) for c in cells):
+            print(f"\n{SCORE_LEGEND}")
         print(f"\n(runs live in {paths.runs_dir()})")
     bundled = bundled_models()
     if bundled:

@@ -6,6 +6,7 @@ generated text and machine-readable output never mix with messages.
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import TextIO
 
@@ -39,6 +40,30 @@ def fmt_count(n: float) -> str:
         if abs(n) >= div:
             return f"{n / div:.1f}{unit}"
     return f"{n:.0f}"
+
+
+def score(held_out, best) -> str:
+    """A model's validation figure, saying which: the whole held-out text (the closing evaluation,
+    what `charnn eval` measures) or the best periodic check, which reads a slice of it."""
+    if isinstance(held_out, float) and math.isfinite(held_out):
+        return f"held-out {held_out:.3f} bpc"
+    if isinstance(best, float) and math.isfinite(best):
+        return f"val {best:.3f} bpc (periodic)"
+    return ""
+
+
+PERIODIC_MARK = "*"
+SCORE_LEGEND = (f"{PERIODIC_MARK} the best periodic check (a slice of the held-out text); unmarked: the whole "
+                f"held-out text, as `charnn eval` scores it")
+
+
+def score_cell(held_out, best) -> str:
+    """``score`` for a table column: "2.026" (held-out), "1.956*" (periodic only) or "-"."""
+    if isinstance(held_out, float) and math.isfinite(held_out):
+        return f"{held_out:.3f}"
+    if isinstance(best, int | float) and math.isfinite(best):
+        return f"{best:.3f}{PERIODIC_MARK}"
+    return "-"
 
 
 def model_shape(start: Start) -> str:

@@ -113,8 +113,9 @@ def test_loss_scaling_changes_nothing_but_the_scale_and_a_resume_keeps_it(small_
 
 
 def test_the_closing_score_is_kept_apart_from_the_periodic_best(small_text, tmp_path):
+    from charnn.report import score
     from charnn.training.checkpoint import export_checkpoint
-    from charnn.tui.catalog import describe_loaded, score
+    from charnn.tui.catalog import describe_loaded
 
     events = list(train_stream(tiny_settings(small_text, steps=10, eval_every=5), out=str(tmp_path / "run")))
     closing = [e for e in events if isinstance(e, Eval) and e.final][0]

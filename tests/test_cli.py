@@ -66,10 +66,21 @@ def test_eval_prints_bits_per_char(trained_run, small_text, capsys):
     assert 0 < result["bits_per_char"] < 8
 
 
-def test_models_lists_the_run(trained_run, capsys):
+def test_models_lists_the_run(trained_run, charnn_home, capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "cli" in out and "1x32" in out
+    # a finished run shows its closing score over the whole held-out text, unmarked
+    info_path = charnn_home / "runs" / "cli" / "run.json"
+    info = json.loads(info_path.read_text())
+    assert f" {info['held_out_bpc']:.3f}  " in out and "periodic" not in out
+    # a run with only periodic checks (stopped early, or written before the closing score was
+    # kept) shows its best one, marked as such
+    info["held_out_bpc"] = None
+    info_path.write_text(json.dumps(info))
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert f" {info['best_val_bpc']:.3f}*  " in out and "* the best periodic check" in out
 
 
 def test_jsonl_prints_one_event_per_line(small_text, capsys):

@@ -293,7 +293,7 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
             "layers": task.model_config.to_dict().get("layers"),
             "hidden": task.model_config.to_dict().get("hidden"),
             "parameters": sum(p.numel() for p in model.parameters()),
-            "step": step, "best_val_bpc": best if math.isfinite(best) else None,
+            "step": step, "best_val_bpc": best if math.isfinite(best) else None, "held_out_bpc": held_out,
             "updated": time.time(),
         })
 

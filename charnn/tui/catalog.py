@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
 
-from charnn.report import fmt_count
+from charnn.report import fmt_count, score
 
 
 def run_checkpoint(run: dict) -> Path | None:
@@ -35,7 +34,7 @@ def model_choices(kind: str) -> list[tuple[str, str]]:
         ck = run_checkpoint(run)
         if ck is None:
             continue
-        best = f"{run['best_val_bpc']:.3f} bpc" if run.get("best_val_bpc") else "not evaluated"
+        best = score(run.get("held_out_bpc"), run.get("best_val_bpc")) or "not evaluated"
         size = f"{run.get('layers', '?')}×{run.get('hidden', '?')}"
         out.append((f"{run['name']}  ·  {size} {run.get('tokenizer', '')}  ·  step {run.get('step', 0):,}  ·  "
                     f"{best}", str(ck)))
@@ -75,13 +74,3 @@ def describe_loaded(loaded) -> str:
     if label := score(ck.get("held_out_bpc"), ck.get("best_val_bpc")):
         parts.append(label)
     return " · ".join(parts)
-
-
-def score(held_out, best) -> str:
-    """A model's validation figure, saying which: the whole held-out text (the closing evaluation,
-    what `charnn eval` measures) or the best periodic check, which reads a slice of it."""
-    if isinstance(held_out, float) and math.isfinite(held_out):
-        return f"held-out {held_out:.3f} bpc"
-    if isinstance(best, float) and math.isfinite(best):
-        return f"val {best:.3f} bpc (periodic)"
-    return ""

@@ -15,13 +15,13 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from charnn.report import fmt_count
+from charnn.report import fmt_count, score, score_cell
 from charnn.tui.catalog import fmt_date, run_checkpoint
 from charnn.tui.screens.dialogs import ConfirmDialog, NumberDialog
 from charnn.tui.widgets.mode_bar import ModeBar
 
-COLUMNS = ("run", "kind", "tokens", "size", "params", "steps", "best bpc", "updated", "corpus")
-NARROW_COLUMNS = ("run", "kind", "tokens", "size", "steps", "best bpc", "updated")
+COLUMNS = ("run", "kind", "tokens", "size", "params", "steps", "val bpc", "updated", "corpus")
+NARROW_COLUMNS = ("run", "kind", "tokens", "size", "steps", "val bpc", "updated")
 WIDE_AT = 110  # below this width the table drops params and corpus (the detail line shows them)
 NARROW_NAME = 24
 
@@ -76,7 +76,6 @@ class ModelsScreen(Screen):
         for run in list_runs():
             key = run["path"]
             self.rows[key] = run
-            best = run.get("best_val_bpc")
             name = run.get("name", Path(key).name)
             cells = {
                 "run": name if self.wide else clip(name, NARROW_NAME),
@@ -85,7 +84,7 @@ class ModelsScreen(Screen):
                 "size": f"{run.get('layers', '?')}×{run.get('hidden', '?')}",
                 "params": fmt_count(run.get("parameters", 0) or 0),
                 "steps": f"{run.get('step', 0):,}",
-                "best bpc": f"{best:.3f}" if isinstance(best, int | float) else "–",
+                "val bpc": score_cell(run.get("held_out_bpc"), run.get("best_val_bpc")),
                 "updated": fmt_date(run.get("updated"), short=not self.wide),
                 "corpus": os.path.basename(str(run.get("corpus", ""))),
             }
@@ -130,6 +129,8 @@ class ModelsScreen(Screen):
         params = fmt_count(run.get("parameters", 0) or 0)
         lines = [run["path"], f"corpus {run.get('corpus', '?')} · {params} parameters · "
                               f"updated {fmt_date(run.get('updated'))}"]
+        if label := score(run.get("held_out_bpc"), run.get("best_val_bpc")):
+            lines[1] += f" · {label}"
         detail.update(Text("\n".join(lines), style="dim"))
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
