@@ -2,8 +2,9 @@
 
 Side by side, in one process on one machine:
   * charnn   — `charnn train` with its default settings (charnn.presets), given only --time;
-  * reference — the simplest honest PyTorch LSTM LM loop: nn.LSTM with char-rnn's default
-                 size (2 x 128), Adam at 2e-3, truncated BPTT with batch 50 x 50, no tricks.
+  * reference — the simplest honest PyTorch LSTM LM loop (benchmarks/reference.py): nn.LSTM with
+                 char-rnn's default size (2 x 128), Adam at 2e-3, truncated BPTT with batch 50 x 50,
+                 no tricks.
 Both use the same contiguous split (last 10 % validation) and the same evaluator (the whole
 validation text as contiguous streams, the state carried across windows).
 
@@ -53,9 +54,9 @@ def run_reference(budget: float, device: str, layers: int = 2, hidden: int = 128
                   seq: int = 50, lr: float = 2e-3) -> dict:
     import numpy as np
     import torch
-    from torch import nn
 
-    from charnn.text.dataset import StreamBatcher, load_corpus
+    from benchmarks.reference import PlainTrainer
+    from charnn.text.dataset import load_corpus
     from charnn.training.device import pick_device, set_cpu_threads
     from charnn.training.lm_task import FINAL_EVAL_STREAMS, FINAL_EVAL_WINDOW, evaluate_stream
 
@@ -65,42 +66,17 @@ def run_reference(budget: float, device: str, layers: int = 2, hidden: int = 128
     corpus = load_corpus(SHAKESPEARE)
     train, val = corpus.split(0.1)
     V = corpus.tokenizer.vocab_size
-
-    class Plain(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.emb = nn.Embedding(V, hidden)
-            self.rnn = nn.LSTM(hidden, hidden, layers, batch_first=True)
-            self.out = nn.Linear(hidden, V)
-
-        def forward(self, x, targets=None, state=None):
-            h, state = self.rnn(self.emb(x), state)
-            return self.out(h), None, state
-
-    model = Plain().to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    batcher = StreamBatcher(train, batch, seq)
-    state, step = None, 0
+    plain = PlainTrainer(train, V, layers, hidden, batch, seq, lr, dev)
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < budget:
-        x, y, reset = batcher.window(step)
-        if reset:
-            state = None
-        logits, _, state = model(torch.from_numpy(x).to(dev), None, state)
-        state = tuple(s.detach() for s in state)
-        loss = nn.functional.cross_entropy(logits.reshape(-1, V), torch.from_numpy(y).to(dev).reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        step += 1
+        plain.train_step()
     train_s = time.perf_counter() - t0
     # scored exactly as charnn's closing evaluation scores its model
-    nats, bpc = evaluate_stream(model, val, np.ones(V), FINAL_EVAL_STREAMS, FINAL_EVAL_WINDOW, dev, bf16=False)
+    nats, bpc = evaluate_stream(plain.model, val, np.ones(V), FINAL_EVAL_STREAMS, FINAL_EVAL_WINDOW, dev, bf16=False)
     return {"name": "reference", "model": f"{layers}x{hidden} lstm",
-            "params": sum(p.numel() for p in model.parameters()), "batch": f"{batch}x{seq}", "steps": step,
-            "tok/s": round(step * batch * seq / train_s), "val_nats": round(nats, 4), "val_bpc": round(bpc, 4),
-            "wall_s": round(time.perf_counter() - t0, 1)}
+            "params": sum(p.numel() for p in plain.model.parameters()), "batch": f"{batch}x{seq}",
+            "steps": plain.steps, "tok/s": round(plain.steps * batch * seq / train_s), "val_nats": round(nats, 4),
+            "val_bpc": round(bpc, 4), "wall_s": round(time.perf_counter() - t0, 1)}
 
 
 def main() -> int:
