@@ -176,9 +176,17 @@ class _Stop:
         sys.stderr.write("\ncharnn: stopping after this step and saving (press Ctrl-C again to abort)\n")
 
 
+def requested_time(args) -> float | None:
+    """The time budget a `charnn train` command line asks for: --time, else the default one
+    unless it gives --steps or --epochs."""
+    from charnn.presets import DEFAULT_TIME_BUDGET_S
+
+    return args.time if args.time is not None else (None if args.steps or args.epochs else DEFAULT_TIME_BUDGET_S)
+
+
 def settings_from_args(args):
     from charnn.config import RunSettings
-    from charnn.presets import DEFAULT_TIME_BUDGET_S, apply_presets
+    from charnn.presets import apply_presets
     from corpora.catalog import resolve_corpus
 
     s = RunSettings()
@@ -192,12 +200,13 @@ def settings_from_args(args):
     m.cell = args.cell
     m.embedding = args.embedding
     m.tie_weights = args.tie_weights
-    budget_s = args.time if args.time is not None else (None if args.steps or args.epochs else DEFAULT_TIME_BUDGET_S)
+    budget_s = requested_time(args)
     try:
         corpus_bytes = os.path.getsize(s.corpus) if args.mode == "lm" else None
     except OSError:
         corpus_bytes = None  # reported properly when the corpus is read
-    apply_presets(s, args.device or "auto", budget_s, corpus_bytes, _width_probe(args, s, budget_s))
+    probe = _width_probe(args, s, budget_s)
+    apply_presets(s, args.device or "auto", budget_s, corpus_bytes, probe)
     for arg, obj, field in [
         ("layers", m, "layers"), ("hidden", m, "hidden"), ("dropout", m, "dropout"),
         ("batch_size", t, "batch_size"), ("seq_len", t, "seq_len"), ("lr", t, "lr"),
@@ -212,6 +221,9 @@ def settings_from_args(args):
         if value is not None:
             setattr(obj, field, value)
     t.bf16 = not args.no_bf16
+    if probe is not None and probe.seconds and t.time_s:
+        # measuring the machine is part of the run: it comes out of the time given (about 1 s)
+        t.time_s = max(round(t.time_s - probe.seconds, 1), 1.0)
     if args.teacher_forcing is not None:
         from charnn.training.teacher_forcing import parse_teacher_forcing
 
@@ -235,10 +247,10 @@ def _width_probe(args, s, budget_s):
     if batch > MAX_BATCH_SIZE or seq_len > MAX_SEQ_LEN:
         return None  # the trainer refuses these in one sentence; nothing to measure
     from charnn.training.device import set_cpu_threads
-    from charnn.training.probe import rate_function
+    from charnn.training.probe import RateFunction
 
     set_cpu_threads(args.threads or 0)
-    return rate_function(layers=args.layers or LM_CPU["layers"], vocab=s.tokenizer.vocab_size or 96,
+    return RateFunction(layers=args.layers or LM_CPU["layers"], vocab=s.tokenizer.vocab_size or 96,
                          batch=batch, seq_len=seq_len, bf16=not args.no_bf16, cell=args.cell)
 
 
@@ -255,6 +267,10 @@ def cmd_train(args) -> int:
         if getattr(args, arg) is not None:
             budget[field] = getattr(args, arg)
     settings = None if args.resume else settings_from_args(args)
+    asked = None if args.resume else requested_time(args)
+    if asked and settings.train.time_s < asked and not (args.quiet or args.jsonl):
+        print(f"charnn: {asked - settings.train.time_s:.1f} s of the {asked:g} s went to measuring this machine's "
+              f"training speed, to choose the model's width", file=sys.stderr)
     stop = _Stop()
     old_int = signal.signal(signal.SIGINT, stop.handler)
     old_term = signal.signal(signal.SIGTERM, stop.handler)

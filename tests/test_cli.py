@@ -109,3 +109,24 @@ def test_user_errors_are_one_sentence_without_traceback(tmp_path, capsys):
     assert err.startswith("charnn: ") and "does not exist" in err and "Traceback" not in err
     assert main(["generate", "--checkpoint", str(tmp_path / "nope.pt")]) == 2
     assert "nope.pt" in capsys.readouterr().err
+
+
+def test_train_says_when_measuring_the_machine_took_time_from_the_budget(small_text, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from charnn.training import probe
+
+    clock = [0.0]
+
+    def slow(width, **kw):  # 0.5 s per width measured, on a fake clock
+        clock[0] += 0.5
+        return 1e9  # fast enough for any width
+
+    monkeypatch.setattr(probe, "training_rate", slow)
+    monkeypatch.setattr(probe, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    args = ["train", str(small_text), "--time", "30", "--steps", "3", "--layers", "1", "--batch-size", "8",
+            "--seq-len", "32", "--threads", "1", "--sample-length", "0", "--device", "cpu"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert f"{clock[0]:.1f} s of the 30 s went to measuring this machine's training speed" in err
+    assert f"budget 3 steps or {30 - clock[0]:g} s" in err

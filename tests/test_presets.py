@@ -127,6 +127,29 @@ def test_train_settings_pick_the_width_from_time_machine_and_corpus_and_keep_a_g
     assert asked == []
 
 
+def test_the_time_spent_measuring_comes_out_of_the_time_budget(shakespeare, monkeypatch):
+    from types import SimpleNamespace
+
+    from charnn.cli import settings_from_args
+    from charnn.training import probe
+
+    rate, asked = machine(70_000)
+    clock = [0.0]
+
+    def slow(width, **kw):  # each width takes 0.4 s to measure, on a fake clock
+        clock[0] += 0.4
+        return rate(width)
+
+    monkeypatch.setattr(probe, "training_rate", slow)
+    monkeypatch.setattr(probe, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    s = settings_from_args(build_parser().parse_args(["train", str(shakespeare), "--time", "90", "--device", "cpu"]))
+    assert asked and s.train.time_s == round(90 - 0.4 * len(asked), 1)
+    # no measuring (a width given): the budget stays as given
+    s = settings_from_args(build_parser().parse_args(
+        ["train", str(shakespeare), "--time", "90", "--hidden", "64", "--device", "cpu"]))
+    assert s.train.time_s == 90
+
+
 def test_the_probe_measures_a_real_training_step_without_moving_the_run_s_random_numbers(monkeypatch):
     from charnn.training import probe
 
@@ -137,7 +160,7 @@ def test_the_probe_measures_a_real_training_step_without_moving_the_run_s_random
     calls = []
     real = probe.training_rate
     monkeypatch.setattr(probe, "training_rate", lambda width, **kw: calls.append(width) or real(width, **kw))
-    memo = probe.rate_function(vocab=20, batch=4, seq_len=8, bf16=False)
+    memo = probe.RateFunction(vocab=20, batch=4, seq_len=8, bf16=False)
     assert memo(32) == memo(32) > 0 and memo(48) > 0
     assert calls == [32, 48]  # each width measured once
 

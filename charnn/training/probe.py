@@ -10,7 +10,6 @@ clipping, AdamW) on random tokens at the run's batch shape, threads and precisio
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 PROBE_STEPS = 4  # timed steps per width
 WARMUP_STEPS = 2  # untimed steps before them: the first builds the kernels, the second still runs slow
@@ -58,13 +57,19 @@ def training_rate(width: int, *, layers: int = 1, vocab: int = 96, embedding: in
         torch.set_rng_state(gen_state)
 
 
-def rate_function(**kwargs) -> Callable[[int], float]:
-    """``training_rate`` with the run's shape filled in, memoised per width."""
-    cache: dict[int, float] = {}
+class RateFunction:
+    """``training_rate`` with the run's shape filled in, memoised per width; ``seconds``: the
+    time spent measuring, which a run takes out of its time budget."""
 
-    def rate(width: int) -> float:
-        if width not in cache:
-            cache[width] = training_rate(width, **kwargs)
-        return cache[width]
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+        self.cache: dict[int, float] = {}
+        self.seconds = 0.0
 
-    return rate
+    def __call__(self, width: int) -> float:
+        if width not in self.cache:
+            t0 = time.perf_counter()
+            self.cache[width] = training_rate(width, **self.kwargs)
+            self.seconds += time.perf_counter() - t0
+        return self.cache[width]
+
