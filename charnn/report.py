@@ -42,28 +42,35 @@ def fmt_count(n: float) -> str:
     return f"{n:.0f}"
 
 
-def score(held_out, best) -> str:
-    """A model's validation figure, saying which: the whole held-out text (the closing evaluation,
-    what `charnn eval` measures) or the best periodic check, which reads a slice of it."""
-    if isinstance(held_out, float) and math.isfinite(held_out):
-        return f"held-out {held_out:.3f} bpc"
-    if isinstance(best, float) and math.isfinite(best):
-        return f"val {best:.3f} bpc (periodic)"
-    return ""
-
-
 PERIODIC_MARK = "*"
 SCORE_LEGEND = (f"{PERIODIC_MARK} the best periodic check (a slice of the held-out text); unmarked: the whole "
                 f"held-out text, as `charnn eval` scores it")
 
 
+def _figure(held_out, best) -> tuple[float, bool] | None:
+    """A model's validation figure and whether it is only periodic: the whole held-out text (the
+    closing evaluation, what `charnn eval` measures) if there is one, else the best periodic check,
+    which reads a slice of it."""
+    for value, periodic in ((held_out, False), (best, True)):
+        if isinstance(value, int | float) and math.isfinite(value):
+            return float(value), periodic
+    return None
+
+
+def score(held_out, best) -> str:
+    """The figure in words: "held-out 2.026 bpc", "val 1.956 bpc (periodic)" or ""."""
+    if (figure := _figure(held_out, best)) is None:
+        return ""
+    value, periodic = figure
+    return f"val {value:.3f} bpc (periodic)" if periodic else f"held-out {value:.3f} bpc"
+
+
 def score_cell(held_out, best) -> str:
-    """``score`` for a table column: "2.026" (held-out), "1.956*" (periodic only) or "-"."""
-    if isinstance(held_out, float) and math.isfinite(held_out):
-        return f"{held_out:.3f}"
-    if isinstance(best, int | float) and math.isfinite(best):
-        return f"{best:.3f}{PERIODIC_MARK}"
-    return "-"
+    """The figure for a table column: "2.026" (held-out), "1.956*" (periodic only) or "-"."""
+    if (figure := _figure(held_out, best)) is None:
+        return "-"
+    value, periodic = figure
+    return f"{value:.3f}{PERIODIC_MARK if periodic else ''}"
 
 
 def model_shape(start: Start) -> str:
