@@ -189,10 +189,10 @@ class PlainReporter:
         elif isinstance(e, Checkpoint):
             pass
         elif isinstance(e, Done):
-            best = f"{e.best_val_bpc:.3f}" if e.best_val_bpc is not None else "n/a"
+            figure = score(e.held_out_bpc, e.best_val_bpc) or "not evaluated"
             self._line(
                 f"charnn: done ({e.reason}) at step {e.step} after {fmt_duration(e.elapsed_s)} | "
-                f"best val {best} bpc | {fmt_count(e.tokens_per_s)} tok/s | {e.run_dir}"
+                f"{figure} | {fmt_count(e.tokens_per_s)} tok/s | {e.run_dir}"
             )
         elif isinstance(e, Error):
             self._line(f"charnn: error: {e.message}")

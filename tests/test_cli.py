@@ -42,6 +42,9 @@ def test_train_reports_progress_samples_and_checkpoints(trained_run, charnn_home
     err = trained_run.err
     assert "run cli" in err and "val" in err and "sample at step 6" in err
     assert "done (budget) at step 12" in err
+    # the closing line gives the closing evaluation's figure, the one `charnn models` lists
+    held_out = json.loads((charnn_home / "runs" / "cli" / "run.json").read_text())["held_out_bpc"]
+    assert "done (budget) at step 12 after" in err and f"| held-out {held_out:.3f} bpc |" in err
     assert "1x32 lstm" in err and "weight decay 0.1 |" in err  # the header names what regularises it
     run = charnn_home / "runs" / "cli"
     assert (run / "best.pt").exists() and (run / "last.pt").exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import json
 import os
 import shutil
 import signal
@@ -124,7 +125,8 @@ async def test_training_from_the_form_shows_steps_loss_points_samples_and_the_ch
         samples = screen.query_one(SampleLog).samples
         assert [s.step for s in samples] == [30, 20, 10]  # newest on top
         assert (Path(state.run_dir) / "best.pt").is_file() and (Path(state.run_dir) / "last.pt").is_file()
-        assert any("Finished at step 30" in n for n in notices(app))
+        held_out = json.loads((Path(state.run_dir) / "run.json").read_text())["held_out_bpc"]
+        assert any(f"Finished at step 30; held-out {held_out:.3f} bpc;" in n for n in notices(app)), notices(app)
         assert "finished" in app.training_status
         assert not (Path(state.run_dir) / "trainer.json").exists()  # no stale pid left behind
 

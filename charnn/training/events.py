@@ -79,10 +79,11 @@ class Notice:
 class Done:
     step: int
     reason: str  # budget | stopped | early-stop | interrupted | failed
-    best_val_bpc: float | None
+    best_val_bpc: float | None  # the best periodic check (a slice of the held-out text)
     run_dir: str
     elapsed_s: float
     tokens_per_s: float
+    held_out_bpc: float | None = None  # the closing evaluation over the whole held-out text
 
 
 @dataclass

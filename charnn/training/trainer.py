@@ -509,5 +509,5 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
     trained = max(total - elapsed0, 1e-9)
     if main:
         yield Done(step=step, reason=reason, best_val_bpc=best if math.isfinite(best) else None,
-                   run_dir=str(run_dir), elapsed_s=total,
+                   run_dir=str(run_dir), elapsed_s=total, held_out_bpc=held_out,
                    tokens_per_s=(tokens_seen - start_tokens) / trained)  # chat batches vary in size

@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, ContentSwitcher, Footer, Input, Label, Select, Static
 
-from charnn.report import fmt_count
+from charnn.report import fmt_count, score
 from charnn.training.events import Checkpoint, Done, Error, Eval, Event, Notice, Sample, Start, Step
 from charnn.tui.run_state import RunState
 from charnn.tui.screens.dialogs import FilePicker
@@ -392,7 +392,8 @@ class TrainScreen(Screen):
         self._refresh()
 
     def _announce_done(self, e: Done) -> None:
-        best = f"best val {e.best_val_bpc:.3f} bpc; " if e.best_val_bpc is not None else ""
+        figure = score(e.held_out_bpc, e.best_val_bpc)
+        best = f"{figure}; " if figure else ""
         if e.reason == "failed":
             self.notify(f"Training failed at step {e.step:,}; the last good checkpoint is in {e.run_dir}.",
                         title="Training failed", severity="error", timeout=15)
