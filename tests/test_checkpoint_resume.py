@@ -127,6 +127,43 @@ def test_the_closing_score_is_kept_apart_from_the_periodic_best(small_text, tmp_
     assert score(None, 1.9) == "val 1.900 bpc (periodic)" and score(None, None) == ""
 
 
+def test_run_json_and_done_give_the_closing_score_only_when_best_pt_is_the_closing_model(
+        small_text, tmp_path, monkeypatch):
+    import json
+
+    from charnn.training.lm_task import LMTask
+
+    def figures(name, eval_every=5):
+        events = list(train_stream(tiny_settings(small_text, steps=10, eval_every=eval_every),
+                                   out=str(tmp_path / name)))
+        closing = [e for e in events if isinstance(e, Eval) and e.final][0]
+        done = [e for e in events if isinstance(e, Done)][0]
+        info = json.loads((tmp_path / name / "run.json").read_text())
+        best = load_checkpoint(tmp_path / name / "best.pt")
+        return closing, done.held_out_bpc, info["held_out_bpc"], best["held_out_bpc"], best["step"]
+
+    # the slice reads worse at every check: best.pt stays the step-5 model, whose whole-text score
+    # nobody measured, so the lists show its periodic figure instead of the closing model's
+    real, calls = LMTask.evaluate, []
+
+    def worse_each_time(self, model, max_tokens, final=False):
+        loss, bpc = real(self, model, max_tokens, final=final)
+        calls.append(final)
+        return (loss, bpc) if final else (loss, 5.0 + len(calls))
+
+    with monkeypatch.context() as m:
+        m.setattr(LMTask, "evaluate", worse_each_time)
+        closing, done, listed, in_best, best_step = figures("kept-earlier")
+    assert not closing.improved and best_step == 5
+    assert done is None and listed is None and in_best is None
+    assert load_checkpoint(tmp_path / "kept-earlier" / "last.pt")["held_out_bpc"] == closing.val_bpc
+
+    # with no periodic check to beat, the closing model is best.pt and all three name its score
+    closing, done, listed, in_best, best_step = figures("closing-best", eval_every=100)
+    assert closing.improved and best_step == 10
+    assert done == listed == in_best == closing.val_bpc
+
+
 def test_weight_average_warms_up_then_holds_its_decay():
     from charnn.training.averaging import WeightAverage
 

@@ -217,8 +217,10 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
     scaler = grad_scaler(device, tc.bf16)
     step, tokens_seen, elapsed0, best, bad_evals, lr_scale = 0, 0, 0.0, math.inf, 0, 1.0
     # the closing evaluation's score over the whole held-out text, set when one runs (periodic ones
-    # read a slice of it, so best_val_bpc is not comparable with it); not carried over a resume
-    held_out = None
+    # read a slice of it, so best_val_bpc is not comparable with it); not carried over a resume.
+    # best_held_out: the same, only when best.pt holds that closing model (the one generate, chat
+    # and the model lists use), so that run.json and Done never name the score of another model
+    held_out = best_held_out = None
     resume_weights = None
     history: dict[str, list] = {"train_loss": [], "eval": []}
     if ck is not None:
@@ -293,7 +295,7 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
             "layers": task.model_config.to_dict().get("layers"),
             "hidden": task.model_config.to_dict().get("hidden"),
             "parameters": sum(p.numel() for p in model.parameters()),
-            "step": step, "best_val_bpc": best if math.isfinite(best) else None, "held_out_bpc": held_out,
+            "step": step, "best_val_bpc": best if math.isfinite(best) else None, "held_out_bpc": best_held_out,
             "updated": time.time(),
         })
 
@@ -361,7 +363,7 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
                          f"--batch-size {smaller}.")
 
     def run_eval(final: bool, quick: bool = False) -> Iterator[Event]:
-        nonlocal best, bad_evals, paused, held_out
+        nonlocal best, bad_evals, paused, held_out, best_held_out
         t0 = time.perf_counter()
         # a user who stopped the run wants it back now: a short evaluation, not the full one
         closing = final and not quick
@@ -375,6 +377,7 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
         improved = compared < best - 1e-6
         if improved:
             best, bad_evals = compared, 0
+            best_held_out = held_out if closing else None
         else:
             bad_evals += 1
         history["eval"].append([step, val_loss, val_bpc])
@@ -509,5 +512,5 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
     trained = max(total - elapsed0, 1e-9)
     if main:
         yield Done(step=step, reason=reason, best_val_bpc=best if math.isfinite(best) else None,
-                   run_dir=str(run_dir), elapsed_s=total, held_out_bpc=held_out,
+                   run_dir=str(run_dir), elapsed_s=total, held_out_bpc=best_held_out,
                    tokens_per_s=(tokens_seen - start_tokens) / trained)  # chat batches vary in size
