@@ -139,9 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("corpora", help="list built-in corpora")
 
-    p = sub.add_parser("export", help="write a small inference-only copy of a model (fp16, no optimiser)")
+    p = sub.add_parser("export", help="write a small inference-only copy of a model (fp16, no optimiser)",
+                       description="Write a small inference-only copy of a model (fp16, no optimiser state), "
+                                   "and beside it OUT's name with .json: its size and scores, as `charnn "
+                                   "models` lists them.")
     p.add_argument("checkpoint", help="checkpoint file, run directory or run name")
-    p.add_argument("out", help="file to write")
+    p.add_argument("out", help="file to write (e.g. model.pt)")
     p.add_argument("--fp32", action="store_true", help="keep full-precision weights")
 
     p = sub.add_parser("chat", help="talk to a seq2seq chat model")
@@ -362,33 +365,40 @@ def cmd_eval(args) -> int:
 def cmd_models(args) -> int:
     import json
 
+    from charnn import paths
     from charnn.report import PERIODIC_MARK, SCORE_LEGEND, fmt_count, score_cell
-    from charnn.training.checkpoint import bundled_models, list_runs
+    from charnn.training.checkpoint import bundled_model_info, bundled_models, list_runs
 
     runs = list_runs()
     if args.json:
         print(json.dumps(runs, indent=2))
         return 0
-    if not runs:
-        print("No trained runs yet; start one with `charnn train CORPUS`.", file=sys.stderr)
-    else:
-        header = f"{'run':<36} {'mode':<5} {'tokens':<8} {'size':<9} {'params':>7} {'steps':>7} {'val bpc':>8}  corpus"
-        print(header)
-        cells = []
-        for r in runs:
-            size = f"{r.get('layers', '?')}x{r.get('hidden', '?')}"
-            cells.append(score_cell(r.get("held_out_bpc"), r.get("best_val_bpc")))
-            corpus = os.path.basename(str(r.get("corpus", "")))
-            print(f"{r['name']:<36} {r.get('mode', 'lm'):<5} {r.get('tokenizer', '?'):<8} {size:<9} "
-                  f"{fmt_count(r.get('parameters', 0)):>7} {r.get('step', 0):>7} {cells[-1]:>8}  {corpus}")
-        from charnn import paths
+    builtins = [bundled_model_info(p) for p in bundled_models()]
+    cells = []
 
-        if any(c.endswith(PERIODIC_MARK) for c in cells):
-            print(f"\n{SCORE_LEGEND}")
-        print(f"\n(runs live in {paths.runs_dir()})")
-    bundled = bundled_models()
-    if bundled:
-        print("\nbuilt-in models: " + ", ".join(str(p) for p in bundled))
+    def row(r: dict) -> str:
+        size = f"{r['layers']}x{r['hidden']}" if r.get("layers") else "?"
+        cells.append(score_cell(r.get("held_out_bpc"), r.get("best_val_bpc")))
+        corpus = os.path.basename(str(r.get("corpus", "")))
+        return (f"{r['name']:<36} {r.get('mode', 'lm'):<5} {r.get('tokenizer', '?'):<8} {size:<9} "
+                f"{fmt_count(r.get('parameters', 0) or 0):>7} {r.get('step', 0):>7} {cells[-1]:>8}  {corpus}")
+
+    header = f"{'run':<36} {'mode':<5} {'tokens':<8} {'size':<9} {'params':>7} {'steps':>7} {'val bpc':>8}  corpus"
+    if runs:
+        print(header)
+        for r in runs:
+            print(row(r))
+    else:
+        print("No trained runs yet; start one with `charnn train CORPUS`.", file=sys.stderr)
+    if builtins:
+        print(f"{chr(10) if runs else ''}built-in models ({paths.bundled_checkpoints_dir()}):")
+        if not runs:
+            print(header)
+        for r in builtins:
+            print(row(r))
+    if any(c.endswith(PERIODIC_MARK) for c in cells):
+        print(f"\n{SCORE_LEGEND}")
+    print(f"\n(runs live in {paths.runs_dir()})")
     return 0
 
 
@@ -400,10 +410,11 @@ def cmd_corpora(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from charnn.training.checkpoint import export_checkpoint, resolve_checkpoint
+    from charnn.training.checkpoint import export_checkpoint, resolve_checkpoint, summary_path
 
     out = export_checkpoint(resolve_checkpoint(args.checkpoint), args.out, half=not args.fp32)
-    print(f"charnn: wrote {out} ({os.path.getsize(out) / 2**20:.1f} MiB)", file=sys.stderr)
+    print(f"charnn: wrote {out} ({os.path.getsize(out) / 2**20:.1f} MiB) and its summary "
+          f"{summary_path(out).name}", file=sys.stderr)
     return 0
 
 

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from charnn.cli import main, parse_duration
+from charnn.report import score, score_cell
 from tests.conftest import tiny_args
 
 
@@ -42,9 +43,9 @@ def test_train_reports_progress_samples_and_checkpoints(trained_run, charnn_home
     err = trained_run.err
     assert "run cli" in err and "val" in err and "sample at step 6" in err
     assert "done (budget) at step 12" in err
-    # the closing line gives the closing evaluation's figure, the one `charnn models` lists
-    held_out = json.loads((charnn_home / "runs" / "cli" / "run.json").read_text())["held_out_bpc"]
-    assert "done (budget) at step 12 after" in err and f"| held-out {held_out:.3f} bpc |" in err
+    # the closing line gives the figure `charnn models` lists: best.pt's (the model generate uses)
+    info = json.loads((charnn_home / "runs" / "cli" / "run.json").read_text())
+    assert "done (budget) at step 12 after" in err and f"| {score(info['held_out_bpc'], info['best_val_bpc'])} |" in err
     assert "1x32 lstm" in err and "weight decay 0.1 |" in err  # the header names what regularises it
     run = charnn_home / "runs" / "cli"
     assert (run / "best.pt").exists() and (run / "last.pt").exists()
@@ -76,14 +77,40 @@ def test_models_lists_the_run(trained_run, charnn_home, capsys):
     # a finished run shows its closing score over the whole held-out text, unmarked
     info_path = charnn_home / "runs" / "cli" / "run.json"
     info = json.loads(info_path.read_text())
-    assert f" {info['held_out_bpc']:.3f}  " in out and "periodic" not in out
+    info["held_out_bpc"] = 2.345  # as when best.pt is the closing model
+    info_path.write_text(json.dumps(info))
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("cli "))
+    assert " 2.345  " in line and "*" not in line
     # a run with only periodic checks (stopped early, or written before the closing score was
     # kept) shows its best one, marked as such
     info["held_out_bpc"] = None
     info_path.write_text(json.dumps(info))
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert f" {info['best_val_bpc']:.3f}*  " in out and "* the best periodic check" in out
+    line = next(x for x in out.splitlines() if x.startswith("cli "))
+    assert f" {info['best_val_bpc']:.3f}*  " in line and "* the best periodic check" in out
+
+
+def test_export_writes_a_summary_that_lists_a_built_in_model(trained_run, charnn_home, tmp_path,
+                                                             monkeypatch, capsys):
+    from charnn import paths
+
+    shipped = tmp_path / "shipped"
+    assert main(["export", "cli", str(shipped / "mine-lm.pt")]) == 0
+    assert "mine-lm.json" in capsys.readouterr().err
+    run = json.loads((charnn_home / "runs" / "cli" / "run.json").read_text())
+    summary = json.loads((shipped / "mine-lm.json").read_text())
+    for key in ("mode", "tokenizer", "layers", "hidden", "parameters", "step", "held_out_bpc", "best_val_bpc"):
+        assert summary[key] == run[key], key
+    # `charnn models` lists built-in models from their summaries, with the runs' columns
+    monkeypatch.setattr(paths, "bundled_checkpoints_dir", lambda: shipped)
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("mine-lm "))
+    assert out.index("built-in models") < out.index(line)
+    assert "1x32" in line and f" {score_cell(run['held_out_bpc'], run['best_val_bpc'])}  " in line
 
 
 def test_jsonl_prints_one_event_per_line(small_text, capsys):

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from charnn.cli import main
+from charnn.report import score
 from charnn.tui.app import CharnnApp
 from charnn.tui.screens.chat import ChatMessage
 from charnn.tui.screens.dialogs import QuitDialog
@@ -125,8 +126,9 @@ async def test_training_from_the_form_shows_steps_loss_points_samples_and_the_ch
         samples = screen.query_one(SampleLog).samples
         assert [s.step for s in samples] == [30, 20, 10]  # newest on top
         assert (Path(state.run_dir) / "best.pt").is_file() and (Path(state.run_dir) / "last.pt").is_file()
-        held_out = json.loads((Path(state.run_dir) / "run.json").read_text())["held_out_bpc"]
-        assert any(f"Finished at step 30; held-out {held_out:.3f} bpc;" in n for n in notices(app)), notices(app)
+        info = json.loads((Path(state.run_dir) / "run.json").read_text())  # the figure the model lists show
+        figure = score(info["held_out_bpc"], info["best_val_bpc"])
+        assert any(f"Finished at step 30; {figure};" in n for n in notices(app)), notices(app)
         assert "finished" in app.training_status
         assert not (Path(state.run_dir) / "trainer.json").exists()  # no stale pid left behind
 
@@ -345,6 +347,25 @@ async def test_models_lists_runs_opens_one_in_generate_and_deletes_with_confirma
         assert home_with_model.exists()
         await pilot.press("d", "y")
         assert not home_with_model.exists() and table.row_count == 0
+
+
+@run_async
+async def test_models_lists_a_built_in_model_with_its_size_and_score(home_with_model, tmp_path, monkeypatch):
+    from charnn.report import score_cell
+    from charnn.training.checkpoint import export_checkpoint
+
+    shipped = export_checkpoint(home_with_model / "best.pt", tmp_path / "shipped-lm.pt")
+    summary = json.loads((tmp_path / "shipped-lm.json").read_text())  # written beside it by export
+    monkeypatch.setattr("charnn.training.checkpoint.bundled_models", lambda kind=None: [shipped])
+    app = CharnnApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4")
+        table = app.screen.query_one("#models-table")
+        assert table.row_count == 2
+        row = table.get_row_at(1)
+        assert row[0] == "shipped-lm" and row[7] == "built-in"
+        assert row[3] == f"{summary['layers']}×{summary['hidden']}" and row[5] == f"{summary['step']:,}"
+        assert row[6] == score_cell(summary["held_out_bpc"], summary["best_val_bpc"]) != "-"
 
 
 # -- Chat -------------------------------------------------------------------------------

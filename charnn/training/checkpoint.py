@@ -131,6 +131,36 @@ def bundled_models(kind: str | None = None) -> list[Path]:
     return [p for p in found if p.stem.endswith(f"-{kind}") or p.stem.startswith(f"{kind}-")]
 
 
+def summary(ck: dict, name: str) -> dict:
+    """What `charnn models` lists about a checkpoint: the fields of a run's ``run.json``."""
+    cfg = ck.get("model_config") or {}
+    corpus = ck.get("corpus")
+    return {
+        "name": name, "mode": ck.get("kind", "lm"),
+        "corpus": corpus.get("path", "") if isinstance(corpus, dict) else str(corpus or ""),
+        "tokenizer": (ck.get("tokenizer") or {}).get("kind", "?"), "vocab_size": cfg.get("vocab_size"),
+        "cell": cfg.get("cell"), "layers": cfg.get("layers"), "hidden": cfg.get("hidden"),
+        "parameters": sum(v.numel() for v in ck.get("model", {}).values() if hasattr(v, "numel")),
+        "step": ck.get("step", 0), "best_val_bpc": ck.get("best_val_bpc"), "held_out_bpc": ck.get("held_out_bpc"),
+    }
+
+
+def summary_path(checkpoint: str | os.PathLike) -> Path:
+    """Where an exported checkpoint's summary lives: beside it, ``NAME.json`` for ``NAME.pt``."""
+    return Path(checkpoint).with_suffix(".json")
+
+
+def bundled_model_info(path: Path) -> dict:
+    """A built-in model's summary (written by ``charnn export`` beside it), read without torch so
+    that listing models stays fast; just its name and kind if the summary is missing."""
+    info = {"name": path.stem, "mode": "chat" if "chat" in path.stem else "lm"}
+    try:
+        info.update(json.loads(summary_path(path).read_text()))
+    except (OSError, ValueError):
+        pass
+    return {**info, "path": str(path), "bundled": True}
+
+
 def resolve_checkpoint(spec: str | None, kind: str = "lm") -> Path:
     """A checkpoint file from a path, a run directory, a run name, or (None) the latest of ``kind``."""
     if spec:
@@ -179,4 +209,6 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, half: bool
     payload = {k: ck[k] for k in keep if k in ck}
     payload["history"] = {"eval": ck.get("history", {}).get("eval", [])}
     payload.update(model=weights, exported=True)
-    return save_checkpoint(dst, payload)
+    out = save_checkpoint(dst, payload)
+    write_json_atomic(summary_path(out), summary(payload, out.stem))
+    return out

@@ -64,7 +64,7 @@ class ModelsScreen(Screen):
         self.reload()
 
     def reload(self) -> None:
-        from charnn.training.checkpoint import bundled_models, list_runs
+        from charnn.training.checkpoint import bundled_model_info, bundled_models, list_runs
 
         table = self.query_one(DataTable)
         keep = table.cursor_row
@@ -73,7 +73,7 @@ class ModelsScreen(Screen):
         table.clear(columns=True)
         self.rows = {}
         rows: list[tuple[str, list[str]]] = []
-        for run in list_runs():
+        for run in [*list_runs(), *(bundled_model_info(p) for p in bundled_models())]:
             key = run["path"]
             self.rows[key] = run
             name = run.get("name", Path(key).name)
@@ -85,15 +85,10 @@ class ModelsScreen(Screen):
                 "params": fmt_count(run.get("parameters", 0) or 0),
                 "steps": f"{run.get('step', 0):,}",
                 "val bpc": score_cell(run.get("held_out_bpc"), run.get("best_val_bpc")),
-                "updated": fmt_date(run.get("updated"), short=not self.wide),
+                "updated": "built-in" if run.get("bundled") else fmt_date(run.get("updated"), short=not self.wide),
                 "corpus": os.path.basename(str(run.get("corpus", ""))),
             }
             rows.append((key, [cells[c] for c in columns]))
-        for p in bundled_models():
-            kind = "chat" if "chat" in p.stem else "lm"
-            self.rows[str(p)] = {"name": p.stem, "path": str(p), "mode": kind, "bundled": True}
-            cells = {"run": p.stem, "kind": kind, "updated": "built-in"}
-            rows.append((str(p), [cells.get(c, "") for c in columns]))
         for i, column in enumerate(columns):
             table.add_column(column, width=max([len(column)] + [len(cells[i]) for _, cells in rows]))
         for key, cells in rows:
@@ -123,12 +118,12 @@ class ModelsScreen(Screen):
         if run is None:
             detail.update(Text("No trained runs yet. Start one on the Train screen (F1).", style="dim"))
             return
-        if run.get("bundled"):
-            detail.update(Text(f"{run['path']}\nA built-in model shipped with charnn.", style="dim"))
-            return
         params = fmt_count(run.get("parameters", 0) or 0)
-        lines = [run["path"], f"corpus {run.get('corpus', '?')} · {params} parameters · "
-                              f"updated {fmt_date(run.get('updated'))}"]
+        if run.get("bundled"):
+            lines = [run["path"], f"A built-in model shipped with charnn · {params} parameters"]
+        else:
+            lines = [run["path"], f"corpus {run.get('corpus', '?')} · {params} parameters · "
+                                  f"updated {fmt_date(run.get('updated'))}"]
         if label := score(run.get("held_out_bpc"), run.get("best_val_bpc")):
             lines[1] += f" · {label}"
         detail.update(Text("\n".join(lines), style="dim"))
