@@ -67,7 +67,7 @@ def _add_train(sub) -> None:
     g.add_argument("--weight-decay", type=float, default=None,
                    help="AdamW weight decay on the weight matrices (language models: 0.1; chat: 0.01)")
     g.add_argument("--ema", type=float, default=None, metavar="DECAY",
-                   help="keep a moving average of the weights and finish with it (language models: 0.999; "
+                   help="keep a moving average of the weights and finish with it (default 0.999; "
                         "0 = off, the last weights)")
     g.add_argument("--steps", type=_positive_int, default=None, help="stop after N steps")
     g.add_argument("--time", type=parse_duration, default=None,

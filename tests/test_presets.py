@@ -97,6 +97,9 @@ def test_language_models_get_weight_decay_chat_keeps_its_own_and_the_flag_wins(s
     assert settings("--steps", "10").train.weight_decay == LM_CPU["weight_decay"] == 0.1
     assert settings("--steps", "10", "--mode", "chat").train.weight_decay == TrainConfig().weight_decay == 0.01
     assert settings("--steps", "10", "--weight-decay", "0").train.weight_decay == 0.0
+    # both kinds finish with the weight average (measured for each); --ema 0 turns it off
+    assert settings("--steps", "10").train.ema == settings("--steps", "10", "--mode", "chat").train.ema == 0.999
+    assert settings("--steps", "10", "--mode", "chat", "--ema", "0").train.ema == 0.0
 
 
 def test_auto_embedding_follows_the_vocabulary():
