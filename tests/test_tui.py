@@ -129,7 +129,7 @@ async def test_training_from_the_form_shows_steps_loss_points_samples_and_the_ch
         info = json.loads((Path(state.run_dir) / "run.json").read_text())  # the figure the model lists show
         figure = score(info["held_out_bpc"], info["best_val_bpc"])
         assert any(f"Finished at step 30; {figure};" in n for n in notices(app)), notices(app)
-        assert "finished" in app.training_status
+        assert "finished" in app.training_status and f"· {figure}" in app.training_status
         assert not (Path(state.run_dir) / "trainer.json").exists()  # no stale pid left behind
 
 

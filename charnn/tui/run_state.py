@@ -34,6 +34,7 @@ class RunState:
     train_bpc: float | None = None
     val_bpc: float | None = None
     best_val_bpc: float | None = None
+    held_out_bpc: float | None = None  # from Done: best.pt's closing score, when it has one
     tokens_per_s: float = 0.0
     gpu_mem_mib: float | None = None
     elapsed_s: float = 0.0
@@ -90,6 +91,7 @@ class RunState:
             self.eta_s = None
             if e.best_val_bpc is not None:
                 self.best_val_bpc = e.best_val_bpc
+            self.held_out_bpc = e.held_out_bpc
             if e.reason == "budget":
                 self.progress = 1.0
         elif isinstance(e, Error):

@@ -206,7 +206,9 @@ class TrainScreen(Screen):
         if s.status == "idle":
             return ""
         parts = [f"● {s.status_text}", f"step {s.step:,}"]
-        if s.train_bpc is not None:
+        if s.status == "done" and (figure := score(s.held_out_bpc, s.best_val_bpc)):
+            parts.append(figure)  # what the run leaves, as the model lists show it
+        elif s.train_bpc is not None:
             parts.append(f"{s.train_bpc:.2f} bpc")
         if s.tokens_per_s and s.active:
             parts.append(f"{fmt_count(s.tokens_per_s)} tok/s")
