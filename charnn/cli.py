@@ -374,14 +374,15 @@ def cmd_models(args) -> int:
         print(json.dumps(runs, indent=2))
         return 0
     builtins = [bundled_model_info(p) for p in bundled_models()]
-    cells = []
+
+    def cell(r: dict) -> str:
+        return score_cell(r.get("held_out_bpc"), r.get("best_val_bpc"))
 
     def row(r: dict) -> str:
         size = f"{r['layers']}x{r['hidden']}" if r.get("layers") else "?"
-        cells.append(score_cell(r.get("held_out_bpc"), r.get("best_val_bpc")))
         corpus = os.path.basename(str(r.get("corpus", "")))
         return (f"{r['name']:<36} {r.get('mode', 'lm'):<5} {r.get('tokenizer', '?'):<8} {size:<9} "
-                f"{fmt_count(r.get('parameters', 0) or 0):>7} {r.get('step', 0):>7} {cells[-1]:>8}  {corpus}")
+                f"{fmt_count(r.get('parameters', 0) or 0):>7} {r.get('step', 0):>7} {cell(r):>8}  {corpus}")
 
     header = f"{'run':<36} {'mode':<5} {'tokens':<8} {'size':<9} {'params':>7} {'steps':>7} {'val bpc':>8}  corpus"
     if runs:
@@ -396,7 +397,7 @@ def cmd_models(args) -> int:
             print(header)
         for r in builtins:
             print(row(r))
-    if any(c.endswith(PERIODIC_MARK) for c in cells):
+    if any(cell(r).endswith(PERIODIC_MARK) for r in [*runs, *builtins]):
         print(f"\n{SCORE_LEGEND}")
     print(f"\n(runs live in {paths.runs_dir()})")
     return 0

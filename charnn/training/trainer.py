@@ -33,6 +33,7 @@ from charnn.training.checkpoint import (
     load_checkpoint,
     resolve_run_dir,
     save_checkpoint,
+    summary,
     write_json_atomic,
 )
 from charnn.training.device import bf16_autocast, describe, pick_device, set_cpu_threads
@@ -288,14 +289,10 @@ def _train(settings, out, name, resume, budget, stop, dist) -> Iterator[Event]:
         for kind in kinds:
             path = save_checkpoint(run_dir / f"{kind}.pt", data)
             yield Checkpoint(step=step, path=str(path), kind=kind)
+        # the same summary an export writes beside its checkpoint, with the run's listed score
         write_json_atomic(run_dir / "run.json", {
-            "name": run_dir.name, "mode": settings.mode, "corpus": str(settings.corpus),
-            "tokenizer": task.tokenizer.kind, "vocab_size": task.tokenizer.vocab_size,
-            "cell": task.model_config.to_dict().get("cell", settings.model.cell),
-            "layers": task.model_config.to_dict().get("layers"),
-            "hidden": task.model_config.to_dict().get("hidden"),
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "step": step, "best_val_bpc": best if math.isfinite(best) else None, "held_out_bpc": best_held_out,
+            **summary(data, run_dir.name),
+            "best_val_bpc": best if math.isfinite(best) else None, "held_out_bpc": best_held_out,
             "updated": time.time(),
         })
 
