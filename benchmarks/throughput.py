@@ -60,7 +60,7 @@ def raw_loop(layers, hidden, embedding, batch, seq, vocab, device, steps, bf16: 
     import torch
     from torch import nn
 
-    from charnn.training.device import bf16_autocast
+    from charnn.runtime.device import bf16_autocast
 
     emb = nn.Embedding(vocab, embedding).to(device)
     rnn = nn.LSTM(embedding, hidden, layers, batch_first=True).to(device)
@@ -129,8 +129,8 @@ def main() -> int:
     os.environ.setdefault("CHARNN_HOME", tempfile.mkdtemp(prefix="charnn-bench-"))
 
     from charnn.presets import auto_embedding
+    from charnn.runtime.device import describe, pick_device, set_cpu_threads
     from charnn.text.dataset import load_corpus
-    from charnn.training.device import describe, pick_device, set_cpu_threads
 
     device = pick_device(args.device)
     set_cpu_threads()

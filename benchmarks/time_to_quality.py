@@ -56,8 +56,8 @@ def run_reference(budget: float, device: str, layers: int = 2, hidden: int = 128
     import torch
 
     from benchmarks.reference import PlainTrainer
+    from charnn.runtime.device import pick_device, set_cpu_threads
     from charnn.text.dataset import load_corpus
-    from charnn.training.device import pick_device, set_cpu_threads
     from charnn.training.lm_task import FINAL_EVAL_STREAMS, FINAL_EVAL_WINDOW, evaluate_stream
 
     dev = pick_device(device)
@@ -88,7 +88,7 @@ def main() -> int:
                     help='extra `charnn train` flags for charnn\'s side, e.g. "--dropout 0.3" (a lever to compare)')
     args = ap.parse_args()
     os.environ.setdefault("CHARNN_HOME", tempfile.mkdtemp(prefix="charnn-bench-"))
-    from charnn.training.device import describe, pick_device, set_cpu_threads
+    from charnn.runtime.device import describe, pick_device, set_cpu_threads
 
     set_cpu_threads()
     print(f"device: {describe(pick_device(args.device))}; corpus {SHAKESPEARE}", flush=True)

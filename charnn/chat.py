@@ -23,7 +23,7 @@ from charnn.errors import CharnnError
 if TYPE_CHECKING:
     import torch
 
-    from charnn.models.loading import LoadedModel
+    from charnn.runtime.loading import LoadedModel
     from charnn.text.tokenizers import Tokenizer
 
 REPEAT_CHARS = 24  # the guard forbids repeating any run of this many characters within a reply
@@ -318,8 +318,8 @@ def _command(session: ChatSession, line: str, err) -> bool:
 
 def run_chat_repl(args) -> int:
     """``charnn chat``: read lines, answer each; works with a terminal or piped input."""
-    from charnn.models.loading import load_model
-    from charnn.training.device import set_cpu_threads
+    from charnn.runtime.device import set_cpu_threads
+    from charnn.runtime.loading import load_model
 
     validate_chat_options(args.temp, args.top_k, args.top_p, args.beam, args.max_length, args.context)
     set_cpu_threads()
@@ -391,7 +391,8 @@ def evaluate_chat_file(path, text_path, device: str = "auto", encoding: str = "u
     import numpy as np
     import torch
 
-    from charnn.models.loading import load_model
+    from charnn.runtime.device import set_cpu_threads
+    from charnn.runtime.loading import load_model
     from charnn.text.corpus import check_readable, hash_file
     from charnn.text.dialogue import read_dialogues, split_conversations
     from charnn.training.chat_task import (
@@ -401,7 +402,6 @@ def evaluate_chat_file(path, text_path, device: str = "auto", encoding: str = "u
         reply_losses,
         score_examples,
     )
-    from charnn.training.device import set_cpu_threads
 
     set_cpu_threads()
     loaded = load_model(path, "chat", device)

@@ -8,24 +8,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
 import sys
 import threading
 
 from charnn import __version__
+from charnn.config import parse_duration
 from charnn.errors import CharnnError
 
 DEFAULTS_NOTE = "defaults suit a CPU; on a GPU try --hidden 1024 --batch-size 128"
 
 
-def parse_duration(text: str) -> float:
-    """'90', '90s', '5m', '1h30m' -> seconds."""
-    m = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
-    if not text.strip() or not m or not any(m.groups()):
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 90, 90s, 5m or 1h)")
-    h, mi, s = (float(g) if g else 0.0 for g in m.groups())
-    return h * 3600 + mi * 60 + s
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _positive_int(text: str) -> int:
@@ -70,7 +68,7 @@ def _add_train(sub) -> None:
                    help="keep a moving average of the weights and finish with it (default 0.999; "
                         "0 = off, the last weights)")
     g.add_argument("--steps", type=_positive_int, default=None, help="stop after N steps")
-    g.add_argument("--time", type=parse_duration, default=None,
+    g.add_argument("--time", type=_duration, default=None,
                    help="stop after this long (90, 5m, 1h; a language model also stops after 60 epochs)")
     g.add_argument("--epochs", type=float, default=None,
                    help="stop after N passes over the text (with --time: whichever comes first)")
@@ -249,7 +247,7 @@ def _width_probe(args, s, budget_s):
     batch, seq_len = args.batch_size or LM_CPU["batch_size"], args.seq_len or LM_CPU["seq_len"]
     if batch > MAX_BATCH_SIZE or seq_len > MAX_SEQ_LEN:
         return None  # the trainer refuses these in one sentence; nothing to measure
-    from charnn.training.device import set_cpu_threads
+    from charnn.runtime.device import set_cpu_threads
     from charnn.training.probe import RateFunction
 
     set_cpu_threads(args.threads or 0)
@@ -311,13 +309,13 @@ def cmd_train(args) -> int:
 
 def cmd_generate(args) -> int:
     from charnn.config import SampleConfig
-    from charnn.models.loading import load_model
+    from charnn.runtime.loading import load_model
     from charnn.sampling import generate_text, validate_sample_config
 
     cfg = SampleConfig(temperature=args.temp, top_k=args.top_k, top_p=args.top_p, length=args.length,
                        prime=args.prime, seed=args.seed, num_samples=args.num_samples)
     validate_sample_config(cfg)
-    from charnn.training.device import set_cpu_threads
+    from charnn.runtime.device import set_cpu_threads
 
     set_cpu_threads()
     loaded = load_model(args.checkpoint, "lm", args.device)
@@ -367,7 +365,7 @@ def cmd_models(args) -> int:
 
     from charnn import paths
     from charnn.report import PERIODIC_MARK, SCORE_LEGEND, fmt_count, score_cell
-    from charnn.training.checkpoint import bundled_model_info, bundled_models, list_runs
+    from charnn.runtime.runs import bundled_model_info, bundled_models, list_runs
 
     runs = list_runs()
     if args.json:
@@ -411,7 +409,8 @@ def cmd_corpora(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from charnn.training.checkpoint import export_checkpoint, resolve_checkpoint, summary_path
+    from charnn.runtime.checkpoint import export_checkpoint, summary_path
+    from charnn.runtime.runs import resolve_checkpoint
 
     out = export_checkpoint(resolve_checkpoint(args.checkpoint), args.out, half=not args.fp32)
     print(f"charnn: wrote {out} ({os.path.getsize(out) / 2**20:.1f} MiB) and its summary "

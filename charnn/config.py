@@ -6,6 +6,7 @@ Each is a plain dataclass so it can be stored inside a checkpoint as a dict
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -110,3 +111,12 @@ class RunSettings(_DictMixin):
             encoding=data.get("encoding", "utf-8"),
             errors=data.get("errors", "strict"),
         )
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '5m', '1h30m' -> seconds; ValueError with a message for anything else."""
+    m = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not text.strip() or not m or not any(m.groups()):
+        raise ValueError(f"not a duration: {text!r} (try 90, 90s, 5m or 1h)")
+    h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+    return h * 3600 + mi * 60 + s

@@ -9,7 +9,8 @@ from charnn.errors import CharnnError
 
 def evaluate_file(spec: str, text_path: str, device: str = "auto", encoding: str = "utf-8",
                   errors: str = "strict", max_tokens: int = 0) -> dict:
-    from charnn.training.checkpoint import load_checkpoint, resolve_checkpoint
+    from charnn.runtime.checkpoint import load_checkpoint
+    from charnn.runtime.runs import resolve_checkpoint
 
     path = resolve_checkpoint(spec, "lm")
     kind = load_checkpoint(path).get("kind")
@@ -27,9 +28,9 @@ def evaluate_lm_file(path, text_path: str, device: str = "auto", encoding: str =
     import numpy as np
     import torch
 
-    from charnn.models.loading import load_model
+    from charnn.runtime.device import set_cpu_threads
+    from charnn.runtime.loading import load_model
     from charnn.text.corpus import read_text
-    from charnn.training.device import set_cpu_threads
 
     set_cpu_threads()
     loaded = load_model(path, "lm", device)

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from charnn.cli import main
-from charnn.training.checkpoint import load_checkpoint
+from charnn.runtime.checkpoint import load_checkpoint
 from tests.conftest import tiny_args
 
 SOME_TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(60))

@@ -12,7 +12,7 @@ import torch
 from charnn.chat import ChatSession, RepetitionGuard, generate_reply
 from charnn.cli import main
 from charnn.errors import CharnnError
-from charnn.models.loading import load_model
+from charnn.runtime.loading import load_model
 from tests.test_seq2seq import write_synthetic
 
 CHAT_ARGS = ["--mode", "chat", "--tokenizer", "char", "--layers", "1", "--hidden", "64", "--batch-size", "16", "--seq-len", "32",

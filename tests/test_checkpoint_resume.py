@@ -1,8 +1,8 @@
 import torch
 
 from charnn.config import RunSettings
-from charnn.models.loading import load_model
-from charnn.training.checkpoint import load_checkpoint, save_checkpoint
+from charnn.runtime.checkpoint import load_checkpoint, save_checkpoint
+from charnn.runtime.loading import load_model
 from charnn.training.events import Checkpoint, Done, Eval
 from charnn.training.trainer import train_stream
 
@@ -77,8 +77,8 @@ def test_resume_can_extend_the_budget(small_text, tmp_path):
 
 def test_exported_checkpoint_is_smaller_and_samples_like_the_original(small_text, tmp_path):
     from charnn.config import SampleConfig
+    from charnn.runtime.checkpoint import export_checkpoint
     from charnn.sampling import generate_text
-    from charnn.training.checkpoint import export_checkpoint
 
     list(train_stream(tiny_settings(small_text, steps=6, eval_every=6), out=str(tmp_path / "r")))
     src = tmp_path / "r" / "best.pt"
@@ -114,7 +114,7 @@ def test_loss_scaling_changes_nothing_but_the_scale_and_a_resume_keeps_it(small_
 
 def test_the_closing_score_is_kept_apart_from_the_periodic_best(small_text, tmp_path):
     from charnn.report import score
-    from charnn.training.checkpoint import export_checkpoint
+    from charnn.runtime.checkpoint import export_checkpoint
     from charnn.tui.catalog import describe_loaded
 
     events = list(train_stream(tiny_settings(small_text, steps=10, eval_every=5), out=str(tmp_path / "run")))

@@ -32,7 +32,7 @@ import torch
 from charnn.cli import main
 from charnn.config import RunSettings
 from charnn.errors import CharnnError
-from charnn.training.checkpoint import load_checkpoint
+from charnn.runtime.checkpoint import load_checkpoint
 from charnn.training.events import Checkpoint, Done, Error, Notice
 from charnn.training.lm_task import LMTask
 from charnn.training.trainer import MAX_NAN_RETRIES, train_stream

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from charnn.training import device as device_mod
-from charnn.training.device import bf16_autocast, cpu_has_native_bf16
+from charnn.runtime import device as device_mod
+from charnn.runtime.device import bf16_autocast, cpu_has_native_bf16
 
 REPO = Path(__file__).resolve().parents[1]
 

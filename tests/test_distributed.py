@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from charnn.cli import main
-from charnn.training.checkpoint import load_checkpoint
+from charnn.runtime.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TORCHRUN = Path(sys.executable).parent / "torchrun"

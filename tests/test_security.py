@@ -20,7 +20,7 @@ import torch
 
 from charnn.cli import main
 from charnn.errors import CharnnError
-from charnn.training.checkpoint import FORMAT, VERSION, load_checkpoint
+from charnn.runtime.checkpoint import FORMAT, VERSION, load_checkpoint
 from tests.conftest import tiny_args
 
 

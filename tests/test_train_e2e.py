@@ -39,7 +39,7 @@ def test_embedding_is_sized_to_the_vocabulary_unless_given(small_text, tmp_path)
     import torch
 
     from charnn.presets import auto_embedding
-    from charnn.training.checkpoint import load_checkpoint
+    from charnn.runtime.checkpoint import load_checkpoint
 
     assert auto_embedding(256, 65) == 80 and auto_embedding(64, 65) == 64 and auto_embedding(512, 8000) == 512
 
@@ -67,7 +67,7 @@ def test_closing_score_is_the_score_charnn_eval_gives_the_held_out_text(shakespe
     import torch
 
     from charnn.evaluate import evaluate_lm_file
-    from charnn.models.loading import load_model
+    from charnn.runtime.loading import load_model
     from charnn.training.lm_task import evaluate_stream
 
     s = RunSettings(corpus=str(shakespeare))

@@ -78,7 +78,7 @@ def process_state(pid: int) -> str | None:
 @pytest.fixture(autouse=True)
 def no_bundled_models(monkeypatch):
     """The repository's built-in models would otherwise be "the latest model" in every test."""
-    monkeypatch.setattr("charnn.training.checkpoint.bundled_models", lambda kind=None: [])
+    monkeypatch.setattr("charnn.runtime.runs.bundled_models", lambda kind=None: [])
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +263,7 @@ async def open_generate(pilot, app) -> GenerateScreen:
 @run_async
 async def test_generate_with_a_seed_and_temperature_streams_the_same_text_as_the_library(home_with_model):
     from charnn.config import SampleConfig
-    from charnn.models.loading import load_model
+    from charnn.runtime.loading import load_model
     from charnn.sampling import generate_text
 
     app = CharnnApp()
@@ -352,11 +352,11 @@ async def test_models_lists_runs_opens_one_in_generate_and_deletes_with_confirma
 @run_async
 async def test_models_lists_a_built_in_model_with_its_size_and_score(home_with_model, tmp_path, monkeypatch):
     from charnn.report import score_cell
-    from charnn.training.checkpoint import export_checkpoint
+    from charnn.runtime.checkpoint import export_checkpoint
 
     shipped = export_checkpoint(home_with_model / "best.pt", tmp_path / "shipped-lm.pt")
     summary = json.loads((tmp_path / "shipped-lm.json").read_text())  # written beside it by export
-    monkeypatch.setattr("charnn.training.checkpoint.bundled_models", lambda kind=None: [shipped])
+    monkeypatch.setattr("charnn.runtime.runs.bundled_models", lambda kind=None: [shipped])
     app = CharnnApp()
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f4")
@@ -443,7 +443,7 @@ async def test_a_built_in_chat_model_is_offered_on_first_start_and_opens_in_chat
     built_in = sorted(paths.bundled_checkpoints_dir().glob("*-chat.pt"))
     if not built_in:
         pytest.skip("no built-in chat model in checkpoints/")
-    monkeypatch.setattr("charnn.training.checkpoint.bundled_models",
+    monkeypatch.setattr("charnn.runtime.runs.bundled_models",
                         lambda kind=None: built_in if kind in (None, "chat") else [])
     app = CharnnApp()
     async with app.run_test(size=(120, 40)) as pilot:

@@ -49,7 +49,7 @@ def canned_run() -> list:
 
 @pytest.fixture(autouse=True)
 def no_bundled_models(monkeypatch):
-    monkeypatch.setattr("charnn.training.checkpoint.bundled_models", lambda kind=None: [])
+    monkeypatch.setattr("charnn.runtime.runs.bundled_models", lambda kind=None: [])
 
 
 @pytest.fixture

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from charnn.config import RunSettings, TokenizerConfig
 from charnn.errors import CharnnError
 from charnn.models.seq2seq import SPECIALS, Seq2SeqConfig, Seq2SeqModel
+from charnn.runtime.device import bf16_autocast
 from charnn.text.dialogue import Conversation, read_dialogues, split_conversations
 from charnn.text.tokenizers import CharTokenizer, SentencePieceTokenizer, Tokenizer
-from charnn.training.device import bf16_autocast
 from charnn.training.teacher_forcing import parse_teacher_forcing
 
 LN2 = math.log(2.0)

@@ -17,10 +17,10 @@ from charnn.config import ModelConfig, RunSettings
 from charnn.errors import CharnnError
 from charnn.models.lm import RNNLanguageModel, detach_state, state_from_list, state_to_list
 from charnn.presets import auto_embedding
+from charnn.runtime.device import bf16_autocast
 from charnn.sampling import default_start, generate_ids, stream_text
 from charnn.text.dataset import StreamBatcher, TokenizedCorpus, fit_batch_shape, load_corpus
 from charnn.text.tokenizers import Tokenizer
-from charnn.training.device import bf16_autocast
 
 LN2 = math.log(2.0)
 # The closing score reads the held-out text in a few long streams: each stream starts from a blank

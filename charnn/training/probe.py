@@ -23,8 +23,8 @@ def training_rate(width: int, *, layers: int = 1, vocab: int = 96, embedding: in
     from charnn.config import ModelConfig
     from charnn.models.lm import RNNLanguageModel, detach_state
     from charnn.presets import auto_embedding
+    from charnn.runtime.device import bf16_autocast
     from charnn.training import memory
-    from charnn.training.device import bf16_autocast
     from charnn.training.optim import adamw
 
     gen_state = torch.get_rng_state()  # the probe must not shift the run's random numbers

@@ -27,16 +27,11 @@ from charnn import paths
 from charnn.config import MAX_BATCH_SIZE, MAX_SEQ_LEN, ModelConfig, RunSettings
 from charnn.errors import CharnnError
 from charnn.presets import DEFAULT_TIME_BUDGET_S
+from charnn.runtime.checkpoint import load_checkpoint, save_checkpoint, summary, write_json_atomic
+from charnn.runtime.device import bf16_autocast, describe, pick_device, set_cpu_threads
+from charnn.runtime.runs import resolve_run_dir
 from charnn.training import distributed, memory
 from charnn.training.averaging import WeightAverage
-from charnn.training.checkpoint import (
-    load_checkpoint,
-    resolve_run_dir,
-    save_checkpoint,
-    summary,
-    write_json_atomic,
-)
-from charnn.training.device import bf16_autocast, describe, pick_device, set_cpu_threads
 from charnn.training.events import Checkpoint, Done, Error, Eval, Event, Notice, Sample, Start, Step
 from charnn.training.optim import adamw
 from charnn.training.schedule import lr_at

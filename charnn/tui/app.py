@@ -66,7 +66,7 @@ class CharnnApp(App[int]):
         gc.freeze()
 
     def on_mount(self) -> None:
-        from charnn.training.checkpoint import bundled_models, list_runs
+        from charnn.runtime.runs import bundled_models, list_runs
 
         self.call_after_refresh(self.freeze_heap)
 

@@ -25,7 +25,7 @@ def fmt_date(ts: float | None, short: bool = False) -> str:
 
 def model_choices(kind: str) -> list[tuple[str, str]]:
     """(label, checkpoint path) for every model of ``kind`` ("lm" or "chat") on disk."""
-    from charnn.training.checkpoint import bundled_models, list_runs
+    from charnn.runtime.runs import bundled_models, list_runs
 
     out = []
     for run in list_runs():
@@ -46,7 +46,7 @@ def model_choices(kind: str) -> list[tuple[str, str]]:
 def latest_checkpoint(kind: str) -> tuple[str, float] | None:
     """The checkpoint a screen opens by default, with its modification time (to notice updates)."""
     from charnn.errors import CharnnError
-    from charnn.training.checkpoint import resolve_checkpoint
+    from charnn.runtime.runs import resolve_checkpoint
 
     try:
         path = resolve_checkpoint(None, kind)

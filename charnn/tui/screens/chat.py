@@ -128,7 +128,7 @@ class ChatScreen(Screen):
 
             torch.set_num_threads(cpu_threads_for_ui())
             from charnn.chat import ChatSession
-            from charnn.models.loading import load_model
+            from charnn.runtime.loading import load_model
 
             loaded = load_model(path, "chat", "auto")
             session = ChatSession(loaded, temperature=self.temperature)

@@ -123,7 +123,7 @@ class GenerateScreen(Screen):
             import torch
 
             torch.set_num_threads(cpu_threads_for_ui())
-            from charnn.models.loading import load_model
+            from charnn.runtime.loading import load_model
 
             loaded = load_model(path, "lm", "auto")
         except CharnnError as e:

@@ -64,7 +64,7 @@ class ModelsScreen(Screen):
         self.reload()
 
     def reload(self) -> None:
-        from charnn.training.checkpoint import bundled_model_info, bundled_models, list_runs
+        from charnn.runtime.runs import bundled_model_info, bundled_models, list_runs
 
         table = self.query_one(DataTable)
         keep = table.cursor_row

@@ -43,7 +43,7 @@ POLL_S = 0.1
 
 def build_train_args(corpus: str, tokenizer: str, size: str, time: str, steps: str, extra: str) -> list[str]:
     """The ``charnn train`` arguments for the form's values; raises ValueError with a message."""
-    from charnn.cli import parse_duration
+    from charnn.config import parse_duration
     from corpora.catalog import NAMES, is_builtin
 
     corpus = corpus.strip()
@@ -61,7 +61,7 @@ def build_train_args(corpus: str, tokenizer: str, size: str, time: str, steps: s
     if time.strip():
         try:
             parse_duration(time)
-        except Exception:  # noqa: BLE001 - argparse's error type; the message is ours
+        except ValueError:
             raise ValueError(f"Time budget {time.strip()!r} is not a duration (try 90s, 5m or 1h).") from None
         args += ["--time", time.strip()]
     if steps.strip():

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from charnn.errors import CharnnError
+from charnn.runtime.checkpoint import load_checkpoint
+from charnn.runtime.runs import resolve_checkpoint
 from charnn.text.tokenizers import Tokenizer, tokenizer_from_state
-from charnn.training.checkpoint import load_checkpoint, resolve_checkpoint
 
 
 @dataclass
@@ -36,7 +37,7 @@ def build_model(kind: str, config: dict):
 
 def load_model(spec: str | Path | None, kind: str = "lm", device: str = "auto") -> LoadedModel:
     """Load for inference: ``spec`` is a checkpoint path, run dir, run name, or None for the latest."""
-    from charnn.training.device import pick_device
+    from charnn.runtime.device import pick_device
 
     path = resolve_checkpoint(str(spec) if spec else None, kind)
     ck = load_checkpoint(path, expect_kind=kind)
