@@ -26,14 +26,14 @@ def main() -> int:
 
     from charnn.config import RunSettings
     from charnn.presets import apply_presets
-    from charnn.text.dialogue import read_dialogues, split_conversations
-    from charnn.training.chat_task import (
+    from charnn.text.chat_batches import (
         BucketBatcher,
         DialogueExamples,
         fit_chat_tokenizer,
-        model_config_from_settings,
         padding_waste,
     )
+    from charnn.text.dialogue import read_dialogues, split_conversations
+    from charnn.training.chat_task import model_config_from_settings
 
     if args.corpus is None:
         from corpora.chitchat import dialogue_file

@@ -29,9 +29,9 @@ def main() -> int:
     import torch
 
     from charnn.config import SampleConfig
+    from charnn.decoding.sampling import generate_text, next_token
     from charnn.runtime.device import describe, set_cpu_threads
     from charnn.runtime.loading import load_model
-    from charnn.sampling import generate_text, next_token
 
     set_cpu_threads()
     t0 = time.perf_counter()

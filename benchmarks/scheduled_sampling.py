@@ -28,9 +28,9 @@ from benchmarks.common import save, table, train_events  # noqa: E402
 
 def run(corpus: str, schedule: str, budget: float, steps: int, threads: int, eval_chars: int, vocab: int,
         tmp: str) -> dict:
-    from charnn.chat import evaluate_chat_file
     from charnn.config import RunSettings
     from charnn.presets import apply_presets
+    from charnn.scoring.evaluate import evaluate_chat_file
     from charnn.training.teacher_forcing import parse_teacher_forcing
 
     s = RunSettings(mode="chat", corpus=corpus)

@@ -57,8 +57,9 @@ def run_reference(budget: float, device: str, layers: int = 2, hidden: int = 128
 
     from benchmarks.reference import PlainTrainer
     from charnn.runtime.device import pick_device, set_cpu_threads
+    from charnn.scoring.streams import score_stream
     from charnn.text.dataset import load_corpus
-    from charnn.training.lm_task import FINAL_EVAL_STREAMS, FINAL_EVAL_WINDOW, evaluate_stream
+    from charnn.training.lm_task import FINAL_EVAL_STREAMS, FINAL_EVAL_WINDOW
 
     dev = pick_device(device)
     set_cpu_threads()
@@ -72,7 +73,7 @@ def run_reference(budget: float, device: str, layers: int = 2, hidden: int = 128
         plain.train_step()
     train_s = time.perf_counter() - t0
     # scored exactly as charnn's closing evaluation scores its model
-    nats, bpc = evaluate_stream(plain.model, val, np.ones(V), FINAL_EVAL_STREAMS, FINAL_EVAL_WINDOW, dev, bf16=False)
+    nats, bpc = score_stream(plain.model, val, np.ones(V), FINAL_EVAL_STREAMS, FINAL_EVAL_WINDOW, dev, bf16=False)
     return {"name": "reference", "model": f"{layers}x{hidden} lstm",
             "params": sum(p.numel() for p in plain.model.parameters()), "batch": f"{batch}x{seq}",
             "steps": plain.steps, "tok/s": round(plain.steps * batch * seq / train_s), "val_nats": round(nats, 4),

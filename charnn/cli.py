@@ -309,8 +309,8 @@ def cmd_train(args) -> int:
 
 def cmd_generate(args) -> int:
     from charnn.config import SampleConfig
+    from charnn.decoding.sampling import generate_text, validate_sample_config
     from charnn.runtime.loading import load_model
-    from charnn.sampling import generate_text, validate_sample_config
 
     cfg = SampleConfig(temperature=args.temp, top_k=args.top_k, top_p=args.top_p, length=args.length,
                        prime=args.prime, seed=args.seed, num_samples=args.num_samples)
@@ -320,7 +320,7 @@ def cmd_generate(args) -> int:
     set_cpu_threads()
     loaded = load_model(args.checkpoint, "lm", args.device)
     if cfg.prime:  # refuse a bad prompt before anything reaches stdout
-        from charnn.sampling import encode_prime
+        from charnn.decoding.sampling import encode_prime
 
         encode_prime(loaded.tokenizer, cfg.prime)
     out = sys.stdout
@@ -344,7 +344,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from charnn.evaluate import evaluate_file
+    from charnn.scoring.evaluate import evaluate_file
 
     if args.max_tokens < 0:
         raise CharnnError("--max-tokens must be 0 (the whole text) or more.")

@@ -441,8 +441,8 @@ def test_empty_prompt_generates_from_the_start_token(lm_checkpoint, capsys):
 
 
 def test_very_long_prompt_is_read_in_windows_and_continued(lm_checkpoint, capsys, monkeypatch):
+    import charnn.decoding.sampling
     import charnn.models.lm
-    import charnn.sampling
 
     calls = []
     real = charnn.models.lm.RNNLanguageModel.forward
@@ -457,5 +457,5 @@ def test_very_long_prompt_is_read_in_windows_and_continued(lm_checkpoint, capsys
                              capsys)
     assert code == 0 and err == ""
     assert out.startswith(prime) and len(out) >= len(prime) + 20
-    assert max(calls) <= charnn.sampling.PREFILL_WINDOW  # never one giant forward pass
+    assert max(calls) <= charnn.decoding.sampling.PREFILL_WINDOW  # never one giant forward pass
 

@@ -9,8 +9,9 @@ import json
 import pytest
 import torch
 
-from charnn.chat import ChatSession, RepetitionGuard, generate_reply
+from charnn.chat import ChatSession
 from charnn.cli import main
+from charnn.decoding.replies import RepetitionGuard, generate_reply
 from charnn.errors import CharnnError
 from charnn.runtime.loading import load_model
 from tests.test_seq2seq import write_synthetic

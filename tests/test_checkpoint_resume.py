@@ -77,8 +77,8 @@ def test_resume_can_extend_the_budget(small_text, tmp_path):
 
 def test_exported_checkpoint_is_smaller_and_samples_like_the_original(small_text, tmp_path):
     from charnn.config import SampleConfig
+    from charnn.decoding.sampling import generate_text
     from charnn.runtime.checkpoint import export_checkpoint
-    from charnn.sampling import generate_text
 
     list(train_stream(tiny_settings(small_text, steps=6, eval_every=6), out=str(tmp_path / "r")))
     src = tmp_path / "r" / "best.pt"

@@ -66,9 +66,9 @@ def test_closing_score_is_the_score_charnn_eval_gives_the_held_out_text(shakespe
     import numpy as np
     import torch
 
-    from charnn.evaluate import evaluate_lm_file
     from charnn.runtime.loading import load_model
-    from charnn.training.lm_task import evaluate_stream
+    from charnn.scoring.evaluate import evaluate_lm_file
+    from charnn.scoring.streams import score_stream
 
     s = RunSettings(corpus=str(shakespeare))
     s.model.layers, s.model.hidden = 1, 128
@@ -88,5 +88,5 @@ def test_closing_score_is_the_score_charnn_eval_gives_the_held_out_text(shakespe
     # what the training-shaped read (32 streams of windows of 64) would have said: further off
     m = load_model(tmp_path / "run" / "last.pt", "lm", "cpu")
     ids = np.asarray(m.tokenizer.encode_array(held_out))
-    _, as_trained = evaluate_stream(m.model, ids, m.tokenizer.char_lengths(), 32, 64, torch.device("cpu"), False)
+    _, as_trained = score_stream(m.model, ids, m.tokenizer.char_lengths(), 32, 64, torch.device("cpu"), False)
     assert abs(as_trained - one_stream["bits_per_char"]) > 2 * abs(final.val_bpc - one_stream["bits_per_char"])

@@ -263,8 +263,8 @@ async def open_generate(pilot, app) -> GenerateScreen:
 @run_async
 async def test_generate_with_a_seed_and_temperature_streams_the_same_text_as_the_library(home_with_model):
     from charnn.config import SampleConfig
+    from charnn.decoding.sampling import generate_text
     from charnn.runtime.loading import load_model
-    from charnn.sampling import generate_text
 
     app = CharnnApp()
     async with app.run_test(size=(100, 30)) as pilot:

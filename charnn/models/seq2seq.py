@@ -32,8 +32,6 @@ from torch import nn
 from charnn.config import _DictMixin
 from charnn.errors import CharnnError
 
-SPECIALS = ("<pad>", "<bos>", "<eos>", "<sep>")  # tokenizer specials a chat model needs
-
 
 @dataclass
 class Seq2SeqConfig(_DictMixin):

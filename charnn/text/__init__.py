@@ -1,1 +1,1 @@
-"""Text in: corpus reading, tokenizers, the cached token array and batching."""
+"""Text in: corpus reading, tokenizers, the cached token array and LM batches, dialogues and chat batches."""

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from charnn.config import ModelConfig, RunSettings
+from charnn.decoding.sampling import default_start, generate_ids, stream_text
 from charnn.errors import CharnnError
 from charnn.models.lm import RNNLanguageModel, detach_state, state_from_list, state_to_list
 from charnn.presets import auto_embedding
-from charnn.runtime.device import bf16_autocast
-from charnn.sampling import default_start, generate_ids, stream_text
+from charnn.scoring.streams import score_stream
 from charnn.text.dataset import StreamBatcher, TokenizedCorpus, fit_batch_shape, load_corpus
 from charnn.text.tokenizers import Tokenizer
 
@@ -110,7 +110,7 @@ class LMTask:
         val = self.val_tokens[:max_tokens] if max_tokens else self.val_tokens
         tc = self.settings.train
         streams, window = (FINAL_EVAL_STREAMS, FINAL_EVAL_WINDOW) if final else (tc.batch_size, tc.seq_len)
-        return evaluate_stream(model, val, self.char_lengths, streams, window, self.device, tc.bf16)
+        return score_stream(model, val, self.char_lengths, streams, window, self.device, tc.bf16)
 
     def sample(self, model, step: int, length: int, seed: int) -> str:
         gen = torch.Generator(device=self.device)
@@ -136,33 +136,3 @@ class LMTask:
             "val_tokens": len(self.val_tokens),
             "corpus_sha256": self.corpus.info.sha256,
         }
-
-
-@torch.no_grad()
-def evaluate_stream(model, tokens, char_lengths, batch_size: int, seq_len: int, device,
-                    bf16: bool = True) -> tuple[float, float]:
-    """Mean loss (nats/token) and bits/char of ``tokens`` read as ``batch_size`` contiguous
-    streams in windows of ``seq_len``, the state carried from window to window."""
-    t = min(seq_len, len(tokens) - 1)
-    b = max(1, min(batch_size, (len(tokens) - 1) // t))
-    batcher = StreamBatcher(tokens, b, t)
-    was_training = model.training
-    model.eval()
-    total, count, chars = 0.0, 0, 0.0
-    state = None
-    autocast = bf16_autocast(device, bf16)
-    for w in range(batcher.windows):
-        x, y, _ = batcher.window(w)
-        xb = torch.from_numpy(x).to(device)
-        yb = torch.from_numpy(y).to(device)
-        with autocast:
-            logits, _, state = model(xb, None, state)
-        loss = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.size(-1)).float(), yb.reshape(-1), reduction="sum"
-        )
-        total += float(loss)
-        count += y.size
-        chars += float(char_lengths[y].sum())
-    model.train(was_training)
-    return total / count, total / LN2 / max(chars, 1e-9)
-

@@ -258,7 +258,7 @@ class GenerateScreen(Screen):
         """Round-robin over the panes' token streams, handing text to the UI in small batches."""
         import torch
 
-        from charnn.sampling import generate_text
+        from charnn.decoding.sampling import generate_text
 
         worker = get_current_worker()
         streams = []

@@ -1,4 +1,4 @@
-"""Drawing text from a model: temperature, top-k, top-p, streamed piece by piece.
+"""Drawing text from a language model: temperature, top-k, top-p, streamed piece by piece.
 
 The recurrent state is carried from token to token, so each new token costs
 one step of the network whatever the length so far. Text comes out as an
@@ -55,13 +55,18 @@ def next_token(
     return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
 
 
-def validate_sample_config(cfg: SampleConfig) -> None:
-    if cfg.temperature < 0:
+def validate_sampling(temperature: float, top_k: int, top_p: float) -> None:
+    """Refuse a temperature, top-k or top-p no draw can use; ``charnn generate`` and chat share it."""
+    if temperature < 0:
         raise CharnnError("--temp must be 0 or more (0 always picks the most likely token).")
-    if cfg.top_k < 0:
+    if top_k < 0:
         raise CharnnError("--top-k must be 0 (off) or a positive number.")
-    if not 0.0 < cfg.top_p <= 1.0:
+    if not 0.0 < top_p <= 1.0:
         raise CharnnError("--top-p must be in (0, 1].")
+
+
+def validate_sample_config(cfg: SampleConfig) -> None:
+    validate_sampling(cfg.temperature, cfg.top_k, cfg.top_p)
     if cfg.length < 0 or cfg.length > 10_000_000:
         raise CharnnError("--length must be between 0 and 10,000,000.")
     if cfg.num_samples < 1 or cfg.num_samples > 10_000:
