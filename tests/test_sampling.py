@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from charnn.config import ModelConfig, SampleConfig
+from charnn.decoding.sampling import filter_logits, generate_text, next_token
 from charnn.errors import CharnnError
 from charnn.models.lm import RNNLanguageModel
-from charnn.sampling import filter_logits, generate_text, next_token
 from charnn.text.tokenizers import CharTokenizer
 
 
@@ -82,6 +82,20 @@ def test_bad_sampling_settings_are_refused(bad):
     model, tok = _model_and_tokenizer()
     with pytest.raises(CharnnError):
         list(generate_text(model, tok, SampleConfig(seed=0, **bad)))
+
+
+@pytest.mark.parametrize("bad, flag", [((-1.0, 0, 1.0), "--temp"), ((0.8, -2, 1.0), "--top-k"),
+                                       ((0.8, 0, 0.0), "--top-p"), ((0.8, 0, 1.5), "--top-p")])
+def test_generate_and_chat_refuse_a_bad_draw_setting_with_the_same_sentence(bad, flag):
+    from charnn.decoding.replies import validate_chat_options
+    from charnn.decoding.sampling import validate_sample_config
+
+    temperature, top_k, top_p = bad
+    with pytest.raises(CharnnError) as lm:
+        validate_sample_config(SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p))
+    with pytest.raises(CharnnError) as chat:
+        validate_chat_options(temperature, top_k, top_p, beam=0, max_length=10, context_turns=None)
+    assert str(lm.value) == str(chat.value) and str(lm.value).startswith(flag)
 
 
 def test_sampling_distribution_matches_softmax():
@@ -171,7 +185,7 @@ def test_stepper_draws_follow_the_tempered_softmax():
 
 
 def test_long_prompts_are_read_by_the_full_network_with_the_same_result(monkeypatch):
-    import charnn.sampling as sampling
+    import charnn.decoding.sampling as sampling
 
     model, tok = _model_and_tokenizer()
     prime = "hello world " * 5
