@@ -26,12 +26,12 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str) -> int:
+    """Parse only: each setting's range is checked once, in charnn.presets.validate_settings."""
     try:
-        v = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    return v
 
 
 def _add_train(sub) -> None:
@@ -44,38 +44,38 @@ def _add_train(sub) -> None:
     g = p.add_argument_group("tokens")
     g.add_argument("--tokenizer", choices=["char", "bpe", "unigram"], default=None,
                    help="char (default), or subwords: bpe (the default for --mode chat) or unigram")
-    g.add_argument("--vocab-size", type=_positive_int, default=0, help="subword vocabulary size (default 1000)")
+    g.add_argument("--vocab-size", type=_whole_number, default=0, help="subword vocabulary size (default 1000)")
     g.add_argument("--encoding", default="utf-8", help="text encoding of the corpus (default utf-8)")
     g.add_argument("--errors", default="strict", choices=["strict", "replace", "ignore"],
                    help="what to do with undecodable bytes (default strict: stop and say where)")
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
-    g.add_argument("--layers", type=_positive_int, default=None)
-    g.add_argument("--hidden", type=_positive_int, default=None,
+    g.add_argument("--layers", type=_whole_number, default=None)
+    g.add_argument("--hidden", type=_whole_number, default=None,
                    help="LSTM width (CPU default: 128-512, the widest this machine trains on enough text "
                         "in --time, measured in about a second; GPU: 1024)")
-    g.add_argument("--embedding", type=_positive_int, default=0, help="embedding size (0 = auto: the vocabulary size rounded up to 16, at most --hidden)")
+    g.add_argument("--embedding", type=_whole_number, default=0, help="embedding size (0 = auto: the vocabulary size rounded up to 16, at most --hidden)")
     g.add_argument("--dropout", type=float, default=None)
     g.add_argument("--tie-weights", action="store_true", help="share input embedding and output weights")
     g = p.add_argument_group("training")
-    g.add_argument("--batch-size", type=_positive_int, default=None, help="parallel streams per step")
-    g.add_argument("--seq-len", type=_positive_int, default=None, help="truncated-BPTT window in tokens (chat: longest training reply)")
+    g.add_argument("--batch-size", type=_whole_number, default=None, help="parallel streams per step")
+    g.add_argument("--seq-len", type=_whole_number, default=None, help="truncated-BPTT window in tokens (chat: longest training reply)")
     g.add_argument("--lr", type=float, default=None)
-    g.add_argument("--warmup", type=_positive_int, default=None, help="warm-up steps")
+    g.add_argument("--warmup", type=_whole_number, default=None, help="warm-up steps")
     g.add_argument("--weight-decay", type=float, default=None,
                    help="AdamW weight decay on the weight matrices (language models: 0.1; chat: 0.01)")
     g.add_argument("--ema", type=float, default=None, metavar="DECAY",
                    help="keep a moving average of the weights and finish with it (default 0.999; "
                         "0 = off, the last weights)")
-    g.add_argument("--steps", type=_positive_int, default=None, help="stop after N steps")
+    g.add_argument("--steps", type=_whole_number, default=None, help="stop after N steps")
     g.add_argument("--time", type=_duration, default=None,
                    help="stop after this long (90, 5m, 1h; a language model also stops after 60 epochs)")
     g.add_argument("--epochs", type=float, default=None,
                    help="stop after N passes over the text (with --time: whichever comes first)")
-    g.add_argument("--eval-every", type=_positive_int, default=None, help="evaluate every N steps")
-    g.add_argument("--sample-every", type=_positive_int, default=None, help="sample every N steps")
-    g.add_argument("--sample-length", type=_positive_int, default=None)
-    g.add_argument("--patience", type=_positive_int, default=None,
+    g.add_argument("--eval-every", type=_whole_number, default=None, help="evaluate every N steps")
+    g.add_argument("--sample-every", type=_whole_number, default=None, help="sample every N steps")
+    g.add_argument("--sample-length", type=_whole_number, default=None)
+    g.add_argument("--patience", type=_whole_number, default=None,
                    help="stop after N evaluations without improvement (0 = never)")
     g.add_argument("--val-fraction", type=float, default=None, help="share held out for validation (0.1)")
     g.add_argument("--teacher-forcing", metavar="SCHEDULE", default=None,
@@ -84,9 +84,9 @@ def _add_train(sub) -> None:
                         "RATIO in [0, 1] at every step; or SHAPE:STEPS[:FLOOR], falling from 1 to FLOOR "
                         "(default 0) by step STEPS, SHAPE linear, exponential or inverse-sigmoid, e.g. "
                         "linear:2000:0.5. Below 1 training reads replies one token at a time (slower)")
-    g.add_argument("--seed", type=_positive_int, default=None)
+    g.add_argument("--seed", type=_whole_number, default=None)
     g.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
-    g.add_argument("--threads", type=_positive_int, default=None, help="CPU threads (default: one per core)")
+    g.add_argument("--threads", type=_whole_number, default=None, help="CPU threads (default: one per core)")
     g.add_argument("--no-bf16", action="store_true",
                    help="train in fp32 (default: bf16 autocast on CUDA and on CPUs with native bf16)")
     g = p.add_argument_group("output")
@@ -178,81 +178,49 @@ class _Stop:
 
 
 def requested_time(args) -> float | None:
-    """The time budget a `charnn train` command line asks for: --time, else the default one
-    unless it gives --steps or --epochs."""
-    from charnn.presets import DEFAULT_TIME_BUDGET_S
+    """The time budget a `charnn train` command line asks for (charnn.presets.requested_time)."""
+    from charnn.presets import requested_time as asked
 
-    return args.time if args.time is not None else (None if args.steps or args.epochs else DEFAULT_TIME_BUDGET_S)
+    return asked(args.time, args.steps, args.epochs)
+
+
+# the `charnn train` flags that become settings (the rest say where and how to run)
+SETTING_FLAGS = ("mode", "tokenizer", "vocab_size", "encoding", "errors", "cell", "layers", "hidden", "embedding",
+                 "dropout", "tie_weights", "batch_size", "seq_len", "lr", "warmup", "weight_decay", "ema", "steps",
+                 "time", "epochs", "eval_every", "sample_every", "sample_length", "patience", "val_fraction",
+                 "teacher_forcing", "seed", "device", "threads", "no_bf16")
 
 
 def settings_from_args(args):
-    from charnn.config import RunSettings
-    from charnn.presets import apply_presets
+    """Flags into a plain dict, then charnn.presets.build_settings: the CLI only parses."""
+    from charnn.presets import build_settings
     from corpora.catalog import resolve_corpus
 
-    s = RunSettings()
-    s.mode = args.mode
-    s.corpus = str(resolve_corpus(args.corpus, mode=args.mode))
-    s.encoding, s.errors = args.encoding, args.errors
-    # chat replies learn several times faster from subwords than characters in the same time (issue 4)
-    s.tokenizer.kind = args.tokenizer or ("bpe" if args.mode == "chat" else "char")
-    s.tokenizer.vocab_size = args.vocab_size or (1000 if s.tokenizer.kind != "char" else 0)
-    m, t = s.model, s.train
-    m.cell = args.cell
-    m.embedding = args.embedding
-    m.tie_weights = args.tie_weights
-    budget_s = requested_time(args)
-    try:
-        corpus_bytes = os.path.getsize(s.corpus) if args.mode == "lm" else None
-    except OSError:
-        corpus_bytes = None  # reported properly when the corpus is read
-    probe = _width_probe(args, s, budget_s)
-    apply_presets(s, args.device or "auto", budget_s, corpus_bytes, probe)
-    for arg, obj, field in [
-        ("layers", m, "layers"), ("hidden", m, "hidden"), ("dropout", m, "dropout"),
-        ("batch_size", t, "batch_size"), ("seq_len", t, "seq_len"), ("lr", t, "lr"),
-        ("warmup", t, "warmup_steps"), ("weight_decay", t, "weight_decay"), ("ema", t, "ema"),
-        ("steps", t, "steps"), ("time", t, "time_s"), ("epochs", t, "epochs"),
-        ("eval_every", t, "eval_every"), ("sample_every", t, "sample_every"),
-        ("sample_length", t, "sample_length"), ("patience", t, "patience"),
-        ("val_fraction", t, "val_fraction"), ("seed", t, "seed"), ("device", t, "device"),
-        ("threads", t, "threads"),
-    ]:
-        value = getattr(args, arg)
-        if value is not None:
-            setattr(obj, field, value)
-    t.bf16 = not args.no_bf16
-    if probe is not None and probe.seconds and t.time_s:
-        # measuring the machine is part of the run: it comes out of the time given (about 1 s)
-        t.time_s = max(round(t.time_s - probe.seconds, 1), 1.0)
+    flags = {name: getattr(args, name) for name in SETTING_FLAGS}
+    flags["world"] = int(os.environ.get("WORLD_SIZE", "1"))
     if args.teacher_forcing is not None:
         from charnn.training.teacher_forcing import parse_teacher_forcing
 
-        if args.mode != "chat":
-            raise CharnnError("--teacher-forcing applies to chat models only; add --mode chat.")
-        t.teacher_forcing = str(parse_teacher_forcing(args.teacher_forcing))
-    return s
+        flags["teacher_forcing"] = str(parse_teacher_forcing(args.teacher_forcing))  # its canonical spelling
+    corpus = str(resolve_corpus(args.corpus, mode=args.mode))
+    try:
+        corpus_bytes = os.path.getsize(corpus) if args.mode == "lm" else None
+    except OSError:
+        corpus_bytes = None  # reported properly when the corpus is read
+    return build_settings(flags, corpus, corpus_bytes, lambda: _width_probe(flags, corpus_bytes))
 
 
-def _width_probe(args, s, budget_s):
-    """This machine's training speed by width, for a CPU run whose width is left to charnn
-    (charnn.presets.cpu_hidden); None where the width is not chosen that way. Not under torchrun:
-    every rank must choose the same width."""
-    from charnn.config import MAX_BATCH_SIZE, MAX_SEQ_LEN
-    from charnn.presets import LM_CPU, has_gpu
-
-    if (s.mode != "lm" or args.hidden is not None or not budget_s or has_gpu(args.device or "auto")
-            or int(os.environ.get("WORLD_SIZE", "1")) > 1):
-        return None
-    batch, seq_len = args.batch_size or LM_CPU["batch_size"], args.seq_len or LM_CPU["seq_len"]
-    if batch > MAX_BATCH_SIZE or seq_len > MAX_SEQ_LEN:
-        return None  # the trainer refuses these in one sentence; nothing to measure
+def _width_probe(flags: dict, corpus_bytes: int | None):
+    """This machine's training speed by width (charnn.presets.cpu_hidden), measured lazily."""
+    from charnn.presets import LM_CPU, tokenizer_for
     from charnn.runtime.device import set_cpu_threads
     from charnn.training.probe import RateFunction
 
-    set_cpu_threads(args.threads or 0)
-    return RateFunction(layers=args.layers or LM_CPU["layers"], vocab=s.tokenizer.vocab_size or 96,
-                         batch=batch, seq_len=seq_len, bf16=not args.no_bf16, cell=args.cell)
+    set_cpu_threads(flags["threads"] or 0)
+    vocab = tokenizer_for("lm", flags["tokenizer"], flags["vocab_size"]).vocab_size
+    return RateFunction(layers=flags["layers"] or LM_CPU["layers"], vocab=vocab or 96,
+                        batch=flags["batch_size"] or LM_CPU["batch_size"],
+                        seq_len=flags["seq_len"] or LM_CPU["seq_len"], bf16=not flags["no_bf16"], cell=flags["cell"])
 
 
 def cmd_train(args) -> int:

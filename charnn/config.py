@@ -2,6 +2,11 @@
 
 Each is a plain dataclass so it can be stored inside a checkpoint as a dict
 (``asdict``) and rebuilt from one (``from_dict``) without pickling code.
+
+A run's defaults are not here: ``charnn.presets`` sets every size, rate and
+budget of a `charnn train` run. The values below are what a bare
+``RunSettings()`` gets (tests, benchmarks) and what an old checkpoint that
+lacks a field reads back.
 """
 
 from __future__ import annotations

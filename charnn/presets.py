@@ -1,44 +1,39 @@
-"""Default model and training sizes, chosen by measurement (see benchmarks/)."""
+"""Every default of a run and the policy that chooses them, as plain functions.
+
+The CLI parses flags into a dict and calls ``build_settings``; a test calls the same
+functions without argparse. Why each number is what it is: benchmarks/README.md,
+"Why the defaults are what they are".
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
-from charnn.config import RunSettings
+from charnn.config import MAX_BATCH_SIZE, MAX_SEQ_LEN, RunSettings, TokenizerConfig
+from charnn.errors import CharnnError
 
 DEFAULT_TIME_BUDGET_S = 300.0  # `charnn train` with no --time / --steps / --epochs
 
-# CPU: what learns fastest in minutes on a few cores (benchmarks/time_to_quality.py).
-# Weight decay 0.1 (AdamW, weight matrices only) vs 0.01, held-out bits/char on tiny-shakespeare, same
-# tokens: 1x384 at 90-second tokens 2.128 vs 2.166; 1x512 + dropout 0.1 at 5-minute tokens 2.048 vs
-# 2.104 / 2.117 (0.3: 2.059; 0.1 without dropout: 2.075)
+# CPU: what learns fastest in minutes on a few cores; weight decay 0.1 beat 0.01 at every size measured
 LM_CPU = {"layers": 1, "hidden": 256, "dropout": 0.0, "batch_size": 32, "seq_len": 64, "lr": 8e-3,
-          "weight_decay": 0.1}
-# GPU: wider and more parallel; the GPU is idle at CPU sizes. But a GPU reads a small text many
-# times in minutes, and past a few dozen readings a 3x1024 model learns the text rather than the
-# language. Held-out bits/char on tiny-shakespeare, one H200 (benchmarks/README.md): 3 minutes
-# (130-150 epochs) at dropout 0.3 3.744 and 0.5 2.386, each best 20-35 epochs in and worse at
-# every evaluation after; dropout 0.5 over 60 s (49 epochs) 2.040, 0.6 over 75 s (61 epochs) 2.031.
-# So dropout 0.6, and MAX_EPOCHS below.
+          "weight_decay": 0.1, "ema": 0.999, "eval_tokens": 32768}
+# GPU: wider and more parallel (the GPU idles at CPU sizes); dropout 0.6 because it reads a small text often
 LM_GPU = {"layers": 3, "hidden": 1024, "dropout": 0.6, "batch_size": 128, "seq_len": 128, "lr": 2e-3,
-          "weight_decay": 0.1}
-# A time budget is a ceiling: a language-model run also ends once it has read its text this many
-# times (the learning-rate schedule then ends there too). On a GPU, above. On a CPU it binds only
-# for small texts: the first 120 kB of tiny-shakespeare (1x128, dropout 0.1), `--time 2m`, 1 thread:
-# 2.161 held-out bits/char after 49 s with the cap, 2.200 after 2 minutes (146 epochs) without.
+          "weight_decay": 0.1, "ema": 0.999, "eval_tokens": 32768}
+# a time budget is a ceiling: a language model also stops once it has read its text this many times
 MAX_EPOCHS = 60.0
-
 
 # chat (seq2seq): seq_len is the longest training reply in tokens (the context gets twice that), 160
 # characters or 64 subwords (about 220 characters); eval_tokens counts reply characters for chat;
-# context_turns and encoder_layers go into the model config (charnn/training/chat_task.py);
-# lr 8e-3: 1.96 vs 2.04 held-out bits/char after 600 steps at 3e-3 (bpe 1000, unit-variance embeddings);
-# the weight average (ema), chitchat, 1,500 steps, the same run scored both ways, seeds 0 / 7: reply
-# bits/char 1.803 / 1.807 averaged vs 1.809 / 1.818 for the last weights (benchmarks/README.md)
+# context_turns and encoder_layers go into the model config (charnn/training/chat_task.py)
 CHAT_DEFAULTS = {"layers": 1, "hidden": 256, "dropout": 0.0, "batch_size": 32, "seq_len": 160,
-                 "seq_len_subword": 64, "lr": 8e-3, "eval_tokens": 32768, "context_turns": 3, "encoder_layers": 1,
-                 "ema": 0.999}
+                 "seq_len_subword": 64, "lr": 8e-3, "weight_decay": 0.01, "eval_tokens": 32768, "context_turns": 3,
+                 "encoder_layers": 1, "ema": 0.999}
+# chat replies learn several times faster from subwords than from characters in the same time
+CHAT_TOKENIZER = "bpe"
+SUBWORD_VOCAB_SIZE = 1000
 
 
 # the widths an automatic CPU run chooses from, and how much it must read to be worth its width
@@ -56,20 +51,11 @@ def tokens_in_budget(rate: float, time_s: float) -> float:
 
 def cpu_hidden(time_s: float | None, corpus_bytes: int | None = None,
                rate_of: Callable[[int], float] | None = None) -> int:
-    """LSTM width for a CPU run: the widest this machine can train on enough text in the budget,
-    never wider than the text can feed.
-
-    Held-out bits/char on tiny-shakespeare after a time budget, 1 layer (benchmarks/README.md):
-    the best width is the widest that still reads about 4 M tokens (2,000 steps of 32 x 64).
-    AVX2 EPYC, fp32, 90 s: 256 (2,017 steps) 2.231, 320 2.257, 384 2.249; 5 min: 384 2.148,
-    512 (2,183 steps) 2.136. AVX-512 EPYC, bf16, 90 s: 256 (3,639 steps) 2.200, 320 2.174,
-    384 (1,981 steps) 2.152, 512 (1,217 steps) 2.182. ``rate_of(width)`` gives this machine's
-    training tokens/s (``charnn.training.probe``), so the choice follows the hardware; without it,
-    the AVX2 machine's rule, 256 x sqrt(budget / 90 s). 512 at most: 1x640 at the compute of a
-    5-minute 1x512 run learned less (2.119 vs 2.104; with weight decay 0.1, 2.049 vs 2.048), and
-    512 keeps generation above 5,000 characters/s on one core (the built-in 1x512 model: 8.3k on
-    one thread). A text of N characters gets at most about N weights (1x512 has 1.1 M,
-    tiny-shakespeare 1.1 M characters), so a small file gets a small model.
+    """LSTM width for a CPU run: the widest this machine can train on enough text in the budget
+    (about 2,000 steps of 32 x 64), never wider than the text can feed (about one weight per
+    character), 512 at most. ``rate_of(width)`` gives this machine's training tokens/s
+    (``charnn.training.probe``); without it, 256 x sqrt(budget / 90 s). Measurements:
+    benchmarks/README.md.
     """
     if not time_s:
         return LM_CPU["hidden"]
@@ -99,23 +85,15 @@ def cpu_hidden(time_s: float | None, corpus_bytes: int | None = None,
 
 
 def cpu_dropout(epochs: float) -> float:
-    """Dropout for a run expected to read its text ``epochs`` times: none until it would overfit.
-
-    Held-out bits/char on tiny-shakespeare, same tokens each (benchmarks/README.md): 1x384 after
-    4 epochs, 2.166 without dropout vs 2.205 with 0.1; 1x512 after 9 epochs, 2.127 without,
-    2.104 with 0.1, 2.121 with 0.2 (and 2.146 with DropConnect 0.25 on the recurrent weights).
-    """
+    """Dropout for a run expected to read its text ``epochs`` times: none until it would overfit
+    (benchmarks/README.md)."""
     return 0.1 if epochs >= DROPOUT_FROM_EPOCHS else 0.0
 
 
 def auto_embedding(hidden: int, vocab_size: int) -> int:
-    """Embedding size when --embedding is left at 0 (and weights are not tied).
-
-    An embedding followed by the first layer's input weights is a per-token lookup of rank at
-    most min(vocabulary, embedding), so an embedding wider than the vocabulary adds arithmetic
-    and no expressiveness. For characters that is a large saving: 1x256 on tiny-shakespeare,
-    embedding 64 vs 256, reached the same held-out loss per token (2.266 vs 2.265 bits/char
-    after 3.3 M tokens) at 1.47x the training tokens/s (benchmarks/time_to_quality.py).
+    """Embedding size when --embedding is left at 0 (and weights are not tied): the vocabulary
+    rounded up to 16, at most ``hidden``. An embedding wider than the vocabulary adds arithmetic
+    and no expressiveness (it is a lookup of rank at most min(vocabulary, embedding)).
     """
     return min(hidden, -(-vocab_size // 16) * 16)
 
@@ -135,19 +113,12 @@ def apply_presets(s: RunSettings, device: str = "auto", time_s: float | None = N
     """Fill in the defaults for the mode and hardware; on a CPU the width follows the time budget
     (and, given ``rate_of``, this machine's measured speed: see ``cpu_hidden``)."""
     if s.mode == "chat":
-        c = CHAT_DEFAULTS
-        s.model.layers, s.model.hidden, s.model.dropout = c["layers"], c["hidden"], c["dropout"]
-        s.train.batch_size, s.train.seq_len, s.train.lr = c["batch_size"], c["seq_len"], c["lr"]
+        _apply(s, CHAT_DEFAULTS)
         if s.tokenizer.kind != "char":
-            s.train.seq_len = c["seq_len_subword"]
-        s.train.eval_tokens = c["eval_tokens"]
-        s.train.ema = c["ema"]
+            s.train.seq_len = CHAT_DEFAULTS["seq_len_subword"]
         return
     gpu = has_gpu(device)
-    d = LM_GPU if gpu else LM_CPU
-    s.model.layers, s.model.hidden, s.model.dropout = d["layers"], d["hidden"], d["dropout"]
-    s.train.batch_size, s.train.seq_len, s.train.lr = d["batch_size"], d["seq_len"], d["lr"]
-    s.train.weight_decay = d["weight_decay"]
+    _apply(s, LM_GPU if gpu else LM_CPU)
     if time_s:
         s.train.epochs = MAX_EPOCHS  # whichever comes first; --epochs replaces it
     if not gpu:
@@ -155,3 +126,131 @@ def apply_presets(s: RunSettings, device: str = "auto", time_s: float | None = N
         if rate_of is not None and time_s and corpus_bytes and s.tokenizer.kind == "char":
             epochs = tokens_in_budget(rate_of(s.model.hidden), time_s) / (corpus_bytes * (1 - s.train.val_fraction))
             s.model.dropout = cpu_dropout(epochs)
+
+
+def _apply(s: RunSettings, d: Mapping[str, Any]) -> None:
+    s.model.layers, s.model.hidden, s.model.dropout = d["layers"], d["hidden"], d["dropout"]
+    s.train.batch_size, s.train.seq_len, s.train.lr = d["batch_size"], d["seq_len"], d["lr"]
+    s.train.weight_decay, s.train.ema, s.train.eval_tokens = d["weight_decay"], d["ema"], d["eval_tokens"]
+
+
+def tokenizer_for(mode: str, kind: str | None = None, vocab_size: int | None = None) -> TokenizerConfig:
+    """The tokenizer a run asks for, or its default: characters for a language model, subwords for chat."""
+    kind = kind or (CHAT_TOKENIZER if mode == "chat" else "char")
+    return TokenizerConfig(kind=kind, vocab_size=vocab_size or (SUBWORD_VOCAB_SIZE if kind != "char" else 0))
+
+
+def requested_time(time_s: float | None, steps: int | None = None, epochs: float | None = None) -> float | None:
+    """The time budget a run asks for: ``time_s``, else the default one unless it gives steps or epochs."""
+    if time_s is not None:
+        return time_s
+    return None if steps or epochs else DEFAULT_TIME_BUDGET_S
+
+
+def wants_width_probe(mode: str, hidden: int | None, time_s: float | None, gpu: bool, world: int = 1,
+                      batch_size: int | None = None, seq_len: int | None = None) -> bool:
+    """Whether a run's width is chosen by measuring this machine (``cpu_hidden``): a CPU language
+    model with a time budget and no --hidden, in one process (under torchrun every rank must
+    choose the same width), at a batch shape the run will accept."""
+    if mode != "lm" or hidden is not None or not time_s or gpu or world > 1:
+        return False
+    batch, window = batch_size or LM_CPU["batch_size"], seq_len or LM_CPU["seq_len"]
+    return 1 <= batch <= MAX_BATCH_SIZE and 1 <= window <= MAX_SEQ_LEN  # else refused: nothing to measure
+
+
+def time_after_probe(time_s: float, probe_s: float) -> float:
+    """Measuring the machine is part of the run: it comes out of the time given."""
+    return max(round(time_s - probe_s, 1), 1.0)
+
+
+# flag name -> (section of RunSettings, field): what a given flag replaces after the presets
+FLAG_FIELDS = {
+    "layers": ("model", "layers"), "hidden": ("model", "hidden"), "dropout": ("model", "dropout"),
+    "batch_size": ("train", "batch_size"), "seq_len": ("train", "seq_len"), "lr": ("train", "lr"),
+    "warmup": ("train", "warmup_steps"), "weight_decay": ("train", "weight_decay"), "ema": ("train", "ema"),
+    "steps": ("train", "steps"), "time": ("train", "time_s"), "epochs": ("train", "epochs"),
+    "eval_every": ("train", "eval_every"), "sample_every": ("train", "sample_every"),
+    "sample_length": ("train", "sample_length"), "patience": ("train", "patience"),
+    "val_fraction": ("train", "val_fraction"), "seed": ("train", "seed"), "device": ("train", "device"),
+    "threads": ("train", "threads"),
+}
+
+
+class Probe(Protocol):
+    """This machine's training tokens/s by width (``charnn.training.probe.RateFunction``)."""
+
+    seconds: float
+
+    def __call__(self, width: int) -> float: ...
+
+
+def build_settings(flags: Mapping[str, Any], corpus: str, corpus_bytes: int | None = None,
+                   probe: Callable[[], Probe] | None = None) -> RunSettings:
+    """A new run's settings from its flags (None: not given): the presets for the mode and
+    hardware, then the given flags over them. ``probe()`` builds the width probe when the
+    policy wants one (``wants_width_probe``); its measuring time comes out of the budget."""
+    s = RunSettings(corpus=corpus, mode=flags.get("mode") or "lm")
+    s.encoding, s.errors = flags.get("encoding") or "utf-8", flags.get("errors") or "strict"
+    s.tokenizer = tokenizer_for(s.mode, flags.get("tokenizer"), flags.get("vocab_size"))
+    s.model.cell = flags.get("cell") or "lstm"
+    s.model.embedding = flags.get("embedding") or 0
+    s.model.tie_weights = bool(flags.get("tie_weights"))
+    budget_s = requested_time(flags.get("time"), flags.get("steps"), flags.get("epochs"))
+    device = flags.get("device") or "auto"
+    rate_of = None
+    if probe is not None and wants_width_probe(s.mode, flags.get("hidden"), budget_s, has_gpu(device),
+                                               int(flags.get("world", 1)), flags.get("batch_size"),
+                                               flags.get("seq_len")):
+        rate_of = probe()
+    apply_presets(s, device, budget_s, corpus_bytes if s.mode == "lm" else None, rate_of)
+    for flag, (section, name) in FLAG_FIELDS.items():
+        if flags.get(flag) is not None:
+            setattr(getattr(s, section), name, flags[flag])
+    s.train.bf16 = not flags.get("no_bf16")
+    if rate_of is not None and rate_of.seconds and s.train.time_s:
+        s.train.time_s = time_after_probe(s.train.time_s, rate_of.seconds)
+    if flags.get("teacher_forcing") is not None:
+        if s.mode != "chat":
+            raise CharnnError("--teacher-forcing applies to chat models only; add --mode chat.")
+        s.train.teacher_forcing = flags["teacher_forcing"]
+    return s
+
+
+def finish_settings(s: RunSettings) -> None:
+    """The last step of building a run's settings, new or resumed: the default budget, then one check."""
+    if not (s.train.steps or s.train.time_s or s.train.epochs):
+        s.train.time_s = DEFAULT_TIME_BUDGET_S
+    validate_settings(s)
+
+
+def validate_settings(s: RunSettings) -> None:
+    """Each setting checked once, here; a bad one is one sentence naming its flag."""
+    m, t = s.model, s.train
+    checks = [
+        (s.mode in ("lm", "chat"), f"Unknown --mode {s.mode!r}; use lm or chat."),
+        (1 <= m.layers <= 64, "--layers must be between 1 and 64."),
+        (1 <= m.hidden <= 16384, "--hidden must be between 1 and 16384."),
+        (0 <= m.embedding <= 16384, "--embedding must be between 0 and 16384."),
+        (0.0 <= m.dropout < 1.0, "--dropout must be in [0, 1)."),
+        (1 <= t.batch_size <= MAX_BATCH_SIZE, f"--batch-size must be between 1 and {MAX_BATCH_SIZE}."),
+        (1 <= t.seq_len <= MAX_SEQ_LEN, f"--seq-len must be between 1 and {MAX_SEQ_LEN}."),
+        (0.0 < t.lr <= 10.0 and math.isfinite(t.lr), "--lr must be a positive number no larger than 10."),
+        (t.steps >= 0, "--steps must be 0 or more."),
+        (t.warmup_steps >= 0, "--warmup must be 0 or more."),
+        (t.time_s >= 0 and math.isfinite(t.time_s), "--time must be 0 or more."),
+        (t.epochs >= 0, "--epochs must be 0 or more."),
+        (0.0 < t.val_fraction < 1.0, "--val-fraction must be between 0 and 1."),
+        (t.grad_clip >= 0, "--grad-clip must be 0 (off) or more."),
+        (0.0 <= t.weight_decay <= 10.0 and math.isfinite(t.weight_decay), "--weight-decay must be between 0 and 10."),
+        (0.0 <= t.ema < 1.0, "--ema must be at least 0 (off) and below 1."),
+        (t.eval_every >= 0 and t.sample_every >= 0, "--eval-every and --sample-every must be 0 or more."),
+        (0 <= t.sample_length <= 100_000, "--sample-length must be between 0 and 100000."),
+        (t.patience >= 0, "--patience must be 0 or more."),
+        (t.threads >= 0, "--threads must be 0 (auto) or more."),
+        (s.tokenizer.kind in ("char", "bpe", "unigram"), "--tokenizer must be char, bpe or unigram."),
+        (s.tokenizer.kind == "char" or 2 <= s.tokenizer.vocab_size <= 1_000_000,
+         "--vocab-size must be between 2 and 1,000,000 for a subword tokenizer."),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise CharnnError(message)

@@ -221,3 +221,20 @@ def test_a_checkpoint_from_before_the_average_resumes_without_it(small_text, tmp
     assert b["settings"]["train"]["ema"] == 0.0 and b["weight_average"] is None
     for k in a["model"]:  # the run goes on as it was trained: last weights, no average
         assert torch.allclose(a["model"][k], b["model"][k], atol=1e-6), k
+
+
+def test_the_checkpoint_layout_reads_the_shipped_models_and_writes_back_the_same_keys():
+    from pathlib import Path
+
+    from charnn.runtime.checkpoint import CheckpointData, read_checkpoint
+
+    shipped = sorted((Path(__file__).resolve().parents[1] / "checkpoints").glob("*.pt"))
+    assert shipped
+    for path in shipped:
+        raw = load_checkpoint(path)
+        ck = read_checkpoint(path)
+        assert ck.exported and ck.model_config == raw["model_config"] and ck.kind == raw["kind"]
+        assert ck.training_weights is ck.model  # an export resumes, if at all, from its weights
+        written = ck.to_payload()
+        assert set(written) == set(raw) - {"format", "version", "saved_at"}
+        assert CheckpointData.from_payload(written) == ck

@@ -184,3 +184,86 @@ def test_a_time_budget_ends_after_the_epoch_cap_unless_epochs_are_given(shakespe
     assert train("--steps", "500").train.epochs == 0  # a step budget is exact
     assert train("--time", "20", device="cpu").train.epochs == MAX_EPOCHS
     assert train("--time", "20", "--mode", "chat").train.epochs == 0  # language models only
+
+
+# -- the policy as plain functions, without argparse ---------------------------------------------
+
+
+def test_chat_defaults_to_subwords_and_a_language_model_to_characters():
+    from charnn.presets import SUBWORD_VOCAB_SIZE, tokenizer_for
+
+    assert (tokenizer_for("chat").kind, tokenizer_for("chat").vocab_size) == ("bpe", SUBWORD_VOCAB_SIZE)
+    assert (tokenizer_for("lm").kind, tokenizer_for("lm").vocab_size) == ("char", 0)
+    assert tokenizer_for("lm", "unigram").vocab_size == SUBWORD_VOCAB_SIZE
+    assert tokenizer_for("chat", "char").vocab_size == 0 and tokenizer_for("chat", None, 500).vocab_size == 500
+
+
+def test_the_default_time_budget_applies_only_without_another_budget():
+    from charnn.presets import requested_time
+
+    assert requested_time(None) == DEFAULT_TIME_BUDGET_S
+    assert requested_time(None, steps=10) is None and requested_time(None, epochs=2.0) is None
+    assert requested_time(90.0, steps=10) == 90.0
+
+
+def test_the_width_is_measured_only_for_a_cpu_language_model_with_a_time_budget_in_one_process():
+    from charnn.presets import wants_width_probe
+
+    assert wants_width_probe("lm", None, 90, gpu=False)
+    assert not wants_width_probe("chat", None, 90, gpu=False)
+    assert not wants_width_probe("lm", 256, 90, gpu=False)  # a width given
+    assert not wants_width_probe("lm", None, None, gpu=False)  # no time budget
+    assert not wants_width_probe("lm", None, 90, gpu=True)
+    assert not wants_width_probe("lm", None, 90, gpu=False, world=2)  # ranks must agree
+    assert not wants_width_probe("lm", None, 90, gpu=False, batch_size=10**9)  # refused later: nothing to measure
+
+
+def test_measuring_time_comes_out_of_the_budget_but_leaves_at_least_a_second():
+    from charnn.presets import time_after_probe
+
+    assert time_after_probe(90, 1.23) == 88.8
+    assert time_after_probe(1.5, 3.0) == 1.0
+
+
+def test_build_settings_fills_presets_then_the_given_flags_win_without_argparse(shakespeare):
+    from charnn.presets import CHAT_DEFAULTS, LM_CPU, build_settings
+
+    rate, asked = machine(70_000)
+
+    class Probe:
+        seconds = 0.8
+
+        def __call__(self, width):
+            return rate(width)
+
+    s = build_settings({"time": 90.0, "device": "cpu"}, str(shakespeare), 1_115_394, Probe)
+    assert s.model.hidden == cpu_hidden(90, 1_115_394, rate) and asked
+    assert s.train.time_s == 89.2 and s.train.lr == LM_CPU["lr"] and s.tokenizer.kind == "char"
+    s = build_settings({"steps": 5, "device": "cpu", "lr": 0.01, "no_bf16": True}, str(shakespeare), None, Probe)
+    assert (s.model.hidden, s.train.lr, s.train.bf16, s.train.time_s) == (LM_CPU["hidden"], 0.01, False, 0.0)
+    chat = build_settings({"mode": "chat", "steps": 5}, str(shakespeare))
+    assert chat.train.seq_len == CHAT_DEFAULTS["seq_len_subword"] and chat.train.weight_decay == 0.01
+
+
+def test_teacher_forcing_is_refused_for_a_language_model_where_the_settings_are_built(shakespeare):
+    from charnn.errors import CharnnError
+    from charnn.presets import build_settings
+
+    with pytest.raises(CharnnError, match="chat models only"):
+        build_settings({"steps": 5, "teacher_forcing": "0.5", "device": "cpu"}, str(shakespeare))
+
+
+def test_settings_are_checked_once_with_the_default_budget_filled_in():
+    from charnn.config import RunSettings
+    from charnn.errors import CharnnError
+    from charnn.presets import finish_settings
+
+    s = RunSettings(corpus="x")
+    finish_settings(s)
+    assert s.train.time_s == DEFAULT_TIME_BUDGET_S
+    s.model.layers = 0
+    with pytest.raises(CharnnError, match="--layers"):
+        finish_settings(s)
+    s = RunSettings(corpus="x", mode="seq")
+    with pytest.raises(CharnnError, match="--mode"):
+        finish_settings(s)

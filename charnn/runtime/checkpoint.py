@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,71 @@ from charnn.fileio import write_atomic
 
 FORMAT = "charnn-checkpoint"
 VERSION = 1
+
+
+@dataclass
+class CheckpointData:
+    """The layout of a checkpoint, version 1: each field is one key of the saved dict.
+
+    ``to_payload`` is the one writer and ``from_payload`` the one reader. An export keeps the
+    fields above ``optimizer`` (the model and its record); a training save fills the rest too.
+    """
+
+    kind: str  # lm | chat
+    model_config: dict
+    tokenizer: dict  # Tokenizer.to_state()
+    model: dict  # the weights: the finished model's (the average, for a finished run with one)
+    run_name: str = ""
+    settings: dict = field(default_factory=dict)  # RunSettings.to_dict()
+    step: int = 0
+    tokens_seen: int = 0
+    elapsed_s: float = 0.0
+    best_val_bpc: float | None = math.inf
+    held_out_bpc: float | None = None  # the closing evaluation's score over the whole held-out text
+    history: dict = field(default_factory=dict)  # train_loss: [loss], eval: [[step, loss, bpc]]
+    corpus: dict = field(default_factory=dict)  # path, token counts, sha256
+    # the training state, absent from an export
+    optimizer: dict | None = None
+    grad_scaler: dict | None = None
+    weight_average: dict | None = None
+    resume_weights: dict | None = None  # the last weights, where ``model`` holds their average
+    bad_evals: int = 0
+    lr_scale: float = 1.0
+    task_state: dict = field(default_factory=dict)
+    rng: dict = field(default_factory=dict)  # torch: tensor, cuda: tensor or None
+    saved_as: str = ""  # last | best
+    exported: bool = False
+
+    @property
+    def training_weights(self) -> dict:
+        """The weights a resumed run goes on from."""
+        return self.resume_weights or self.model
+
+    @property
+    def trained_without_average(self) -> bool:
+        """Written before the weight average existed: such a run goes on without one."""
+        return "ema" not in self.settings.get("train", {})
+
+    def to_payload(self) -> dict[str, Any]:
+        if self.exported:
+            return {**{name: getattr(self, name) for name in _EXPORTED}, "exported": True}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "exported"}
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> CheckpointData:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known and (v is not None or k in _NULLABLE)}
+        values.setdefault("kind", "lm")
+        values.setdefault("model_config", {})
+        values.setdefault("tokenizer", {})
+        values.setdefault("model", {})
+        return cls(**values)
+
+
+_EXPORTED = ("kind", "model_config", "tokenizer", "model", "run_name", "settings", "step", "tokens_seen",
+             "elapsed_s", "best_val_bpc", "held_out_bpc", "history", "corpus")
+# fields whose None is a value, not a missing entry
+_NULLABLE = {"best_val_bpc", "held_out_bpc", "optimizer", "grad_scaler", "weight_average", "resume_weights"}
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
@@ -102,17 +169,23 @@ def load_checkpoint(path: str | os.PathLike, expect_kind: str | None = None) -> 
     return data
 
 
-def summary(ck: dict, name: str) -> dict:
+def read_checkpoint(path: str | os.PathLike, expect_kind: str | None = None) -> CheckpointData:
+    """A checkpoint file read into its typed layout (``load_checkpoint`` gives the plain dict)."""
+    return CheckpointData.from_payload(load_checkpoint(path, expect_kind))
+
+
+def summary(ck: dict | CheckpointData, name: str) -> dict:
     """What `charnn models` lists about a checkpoint: the fields of a run's ``run.json``."""
-    cfg = ck.get("model_config") or {}
-    corpus = ck.get("corpus")
+    if isinstance(ck, dict):
+        ck = CheckpointData.from_payload(ck)
+    cfg, corpus = ck.model_config, ck.corpus
     return {
-        "name": name, "mode": ck.get("kind", "lm"),
+        "name": name, "mode": ck.kind,
         "corpus": corpus.get("path", "") if isinstance(corpus, dict) else str(corpus or ""),
-        "tokenizer": (ck.get("tokenizer") or {}).get("kind", "?"), "vocab_size": cfg.get("vocab_size"),
+        "tokenizer": ck.tokenizer.get("kind", "?"), "vocab_size": cfg.get("vocab_size"),
         "cell": cfg.get("cell"), "layers": cfg.get("layers"), "hidden": cfg.get("hidden"),
-        "parameters": sum(v.numel() for v in ck.get("model", {}).values() if hasattr(v, "numel")),
-        "step": ck.get("step", 0), "best_val_bpc": ck.get("best_val_bpc"), "held_out_bpc": ck.get("held_out_bpc"),
+        "parameters": sum(v.numel() for v in ck.model.values() if hasattr(v, "numel")),
+        "step": ck.step, "best_val_bpc": ck.best_val_bpc, "held_out_bpc": ck.held_out_bpc,
     }
 
 
@@ -124,13 +197,14 @@ def summary_path(checkpoint: str | os.PathLike) -> Path:
 def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, half: bool = True) -> Path:
     """A small inference-only copy: weights (fp16 when ``half``), config, tokenizer and metrics,
     without optimiser state or training position. Used for the models shipped in checkpoints/."""
-    ck = load_checkpoint(src)
-    weights = {k: (v.half() if half and v.is_floating_point() else v) for k, v in ck["model"].items()}
-    keep = ("kind", "run_name", "settings", "model_config", "tokenizer", "step", "tokens_seen",
-            "elapsed_s", "best_val_bpc", "held_out_bpc", "history", "corpus")
-    payload = {k: ck[k] for k in keep if k in ck}
-    payload["history"] = {"eval": ck.get("history", {}).get("eval", [])}
-    payload.update(model=weights, exported=True)
-    out = save_checkpoint(dst, payload)
-    write_json_atomic(summary_path(out), summary(payload, out.stem))
+    ck = read_checkpoint(src)
+    weights = {k: (v.half() if half and v.is_floating_point() else v) for k, v in ck.model.items()}
+    export = CheckpointData(
+        kind=ck.kind, model_config=ck.model_config, tokenizer=ck.tokenizer, model=weights,
+        run_name=ck.run_name, settings=ck.settings, step=ck.step, tokens_seen=ck.tokens_seen,
+        elapsed_s=ck.elapsed_s, best_val_bpc=ck.best_val_bpc, held_out_bpc=ck.held_out_bpc,
+        history={"eval": ck.history.get("eval", [])}, corpus=ck.corpus, exported=True,
+    )
+    out = save_checkpoint(dst, export.to_payload())
+    write_json_atomic(summary_path(out), summary(export, out.stem))
     return out

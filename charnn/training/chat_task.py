@@ -53,6 +53,8 @@ def model_config_from_settings(settings: RunSettings, tokenizer: Tokenizer) -> S
 
 
 class ChatTask:
+    """The ``Task`` (charnn.training.task) of a seq2seq chat model."""
+
     kind = "chat"
 
     def __init__(self, settings: RunSettings, device: torch.device, rank: int = 0, world: int = 1,
@@ -144,6 +146,13 @@ class ChatTask:
         self.batcher = BucketBatcher(self.train_examples, b, self.settings.train.seed, self.rank, self.world)
         self.settings.train.batch_size = b
         return b
+
+    @property
+    def windows(self) -> int:
+        return self.batcher.windows
+
+    def check_batch_fits(self) -> None:
+        pass  # batches vary in size; running out of memory halves them (shrink_batch)
 
     def epoch(self, step: int) -> float:
         return self.batcher.epoch(step)

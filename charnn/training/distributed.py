@@ -95,3 +95,20 @@ def mean(value: float, info: DistInfo, device) -> float:
     t = torch.tensor([value], device=device, dtype=torch.float64)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return float(t.item()) / info.world
+
+
+class Agreement:
+    """Decisions every rank takes together, so that all of them leave the loop at the same step."""
+
+    def __init__(self, info: DistInfo, device):
+        self.info, self.device = info, device
+
+    def any(self, *flags: bool) -> list[bool]:
+        return any_ranks(list(flags), self.info, self.device)
+
+    def main_decides(self, flag: bool) -> bool:
+        """Rank 0's decision, for all (wall clocks differ between ranks)."""
+        return any_ranks([bool(flag and self.info.is_main)], self.info, self.device)[0]
+
+    def mean(self, value: float) -> float:
+        return mean(value, self.info, self.device)

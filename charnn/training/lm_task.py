@@ -23,15 +23,15 @@ from charnn.text.dataset import StreamBatcher, TokenizedCorpus, fit_batch_shape,
 from charnn.text.tokenizers import Tokenizer
 
 LN2 = math.log(2.0)
-# The closing score reads the held-out text in a few long streams: each stream starts from a blank
-# state, and 32 such starts cost a 1x512 model 0.004 bits/char (2.052 vs 2.048 on
-# tiny-shakespeare's last 10 %, whose one-stream score `charnn eval` gives); 4 streams of windows of
-# 256 score 2.048 in 1.0 s on 2 cores, one stream 2.5 s.
+# the closing score in a few long streams: each starts blank, so few cost little (benchmarks/README.md)
 FINAL_EVAL_STREAMS, FINAL_EVAL_WINDOW = 4, 256
 
 
 class LMTask:
+    """The ``Task`` (charnn.training.task) of a language model."""
+
     kind = "lm"
+    teacher_forcing: float | None = None  # a language model is always fed the text
 
     def __init__(self, settings: RunSettings, device: torch.device, rank: int = 0, world: int = 1,
                  tokenizer: Tokenizer | None = None, model_config: dict | None = None):
@@ -95,6 +95,17 @@ class LMTask:
         self.tokens_per_step = b * t
         self.state = None
         return b
+
+    @property
+    def windows(self) -> int:
+        return self.batcher.windows
+
+    def check_batch_fits(self) -> None:
+        from charnn.training import memory
+
+        mc, tc = self.model_config, self.settings.train
+        memory.check_batch_fits(self.model, mc.cell, mc.layers, mc.hidden, mc.embedding_dim,
+                                self.tokenizer.vocab_size, tc.batch_size // self.world, tc.seq_len, self.device)
 
     def epoch(self, step: int) -> float:
         return self.batcher.epoch(step)
