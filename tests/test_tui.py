@@ -49,6 +49,7 @@ async def wait_for(pilot, predicate, what: str, timeout: float = TIMEOUT) -> Non
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         await pilot.pause(0.1)
         loop_time += 0.1
+    await pilot.pause()  # let the app handle what it posted on the way (notifications)
 
 
 def notices(app) -> list[str]:
