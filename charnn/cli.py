@@ -99,7 +99,8 @@ def _add_train(sub) -> None:
 
 
 def _add_sampling(p) -> None:
-    p.add_argument("--checkpoint", "-c", help="checkpoint file, run directory or run name (default: latest)")
+    p.add_argument("--checkpoint", "-c", help="a model name from `charnn models`, a run directory or a checkpoint "
+                                              "file (default: the latest)")
     p.add_argument("--temp", "--temperature", dest="temp", type=float, default=0.8,
                    help="sampling temperature (0 = greedy, default 0.8)")
     p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens (0 = off)")
@@ -124,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", "-n", type=int, default=1)
 
     p = sub.add_parser("eval", help="bits per character of a text under a model")
-    p.add_argument("checkpoint", help="checkpoint file, run directory or run name")
+    p.add_argument("checkpoint", help="a model name from `charnn models`, a run directory or a checkpoint file")
     p.add_argument("text", help="text file to score (a dialogue file for chat models)")
     p.add_argument("--device", default="auto")
     p.add_argument("--encoding", default="utf-8")
@@ -152,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=200, help="longest reply in tokens")
 
     p = sub.add_parser("tui", help="open the terminal UI")
-    p.add_argument("--run", help="attach to a run that is training (run name or directory)")
+    p.add_argument("--run", help="follow a run (name or directory), or open a model from `charnn models` by name")
     return parser
 
 
@@ -275,6 +276,19 @@ def cmd_train(args) -> int:
     return 1 if failed else 0
 
 
+def checkpoint_arg(spec: str | None) -> str | None:
+    """The file a --checkpoint (or eval's model) names; a run of the user's that hides a built-in
+    model of the same name is used, with one line saying so."""
+    if not spec:
+        return None  # the latest model of the command's kind
+    from charnn.runtime.runs import find_model
+
+    match = find_model(spec)
+    if match.notice:
+        print(f"charnn: {match.notice}", file=sys.stderr)
+    return str(match.path)
+
+
 def cmd_generate(args) -> int:
     from charnn.config import SampleConfig
     from charnn.decoding.sampling import generate_text, validate_sample_config
@@ -286,7 +300,7 @@ def cmd_generate(args) -> int:
     from charnn.runtime.device import set_cpu_threads
 
     set_cpu_threads()
-    loaded = load_model(args.checkpoint, "lm", args.device)
+    loaded = load_model(checkpoint_arg(args.checkpoint), "lm", args.device)
     if cfg.prime:  # refuse a bad prompt before anything reaches stdout
         from charnn.decoding.sampling import encode_prime
 
@@ -316,7 +330,7 @@ def cmd_eval(args) -> int:
 
     if args.max_tokens < 0:
         raise CharnnError("--max-tokens must be 0 (the whole text) or more.")
-    result = evaluate_file(args.checkpoint, args.text, device=args.device, encoding=args.encoding,
+    result = evaluate_file(checkpoint_arg(args.checkpoint), args.text, device=args.device, encoding=args.encoding,
                            errors=args.errors, max_tokens=args.max_tokens)
     if args.json:
         import json
@@ -333,22 +347,19 @@ def cmd_models(args) -> int:
 
     from charnn import paths
     from charnn.report import PERIODIC_MARK, SCORE_LEGEND, fmt_count, score_cell
-    from charnn.runtime.runs import bundled_model_info, bundled_models, list_runs
+    from charnn.runtime.runs import RunRecord, bundled_model_info, bundled_models, list_runs
 
     runs = list_runs()
     if args.json:
-        print(json.dumps(runs, indent=2))
+        print(json.dumps([r.to_json() for r in runs], indent=2))
         return 0
     builtins = [bundled_model_info(p) for p in bundled_models()]
 
-    def cell(r: dict) -> str:
-        return score_cell(r.get("held_out_bpc"), r.get("best_val_bpc"))
-
-    def row(r: dict) -> str:
-        size = f"{r['layers']}x{r['hidden']}" if r.get("layers") else "?"
-        corpus = os.path.basename(str(r.get("corpus", "")))
-        return (f"{r['name']:<36} {r.get('mode', 'lm'):<5} {r.get('tokenizer', '?'):<8} {size:<9} "
-                f"{fmt_count(r.get('parameters', 0) or 0):>7} {r.get('step', 0):>7} {cell(r):>8}  {corpus}")
+    def row(r: RunRecord) -> str:
+        corpus = os.path.basename(r.corpus or "")
+        return (f"{r.name:<36} {r.mode:<5} {r.tokenizer or '?':<8} {r.size:<9} "
+                f"{fmt_count(r.parameters or 0):>7} {r.step or 0:>7} {score_cell(r.held_out_bpc, r.best_val_bpc):>8}"
+                f"  {corpus}")
 
     header = f"{'run':<36} {'mode':<5} {'tokens':<8} {'size':<9} {'params':>7} {'steps':>7} {'val bpc':>8}  corpus"
     if runs:
@@ -363,7 +374,7 @@ def cmd_models(args) -> int:
             print(header)
         for r in builtins:
             print(row(r))
-    if any(cell(r).endswith(PERIODIC_MARK) for r in [*runs, *builtins]):
+    if any(score_cell(r.held_out_bpc, r.best_val_bpc).endswith(PERIODIC_MARK) for r in [*runs, *builtins]):
         print(f"\n{SCORE_LEGEND}")
     print(f"\n(runs live in {paths.runs_dir()})")
     return 0
@@ -380,7 +391,7 @@ def cmd_export(args) -> int:
     from charnn.runtime.checkpoint import export_checkpoint, summary_path
     from charnn.runtime.runs import resolve_checkpoint
 
-    out = export_checkpoint(resolve_checkpoint(args.checkpoint), args.out, half=not args.fp32)
+    out = export_checkpoint(resolve_checkpoint(checkpoint_arg(args.checkpoint)), args.out, half=not args.fp32)
     print(f"charnn: wrote {out} ({os.path.getsize(out) / 2**20:.1f} MiB) and its summary "
           f"{summary_path(out).name}", file=sys.stderr)
     return 0
@@ -389,6 +400,7 @@ def cmd_export(args) -> int:
 def cmd_chat(args) -> int:
     from charnn.chat import run_chat_repl
 
+    args.checkpoint = checkpoint_arg(args.checkpoint)
     return run_chat_repl(args)
 
 

@@ -49,6 +49,7 @@ async def wait_for(pilot, predicate, what: str, timeout: float = TIMEOUT) -> Non
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         await pilot.pause(0.1)
         loop_time += 0.1
+    await pilot.pause()  # let the app handle what it posted on the way (notifications)
 
 
 def notices(app) -> list[str]:
@@ -114,11 +115,12 @@ async def test_training_from_the_form_shows_steps_loss_points_samples_and_the_ch
         fill_form(app, small_text, tiny_args("--steps", "30", "--eval-every", "10"))
         await pilot.press("ctrl+s")
         screen = app.train_screen
+        training = app.training
         try:
-            await wait_for(pilot, lambda: screen.state.status in ("done", "failed"), "the run to finish")
+            await wait_for(pilot, lambda: training.state.status in ("done", "failed"), "the run to finish")
         finally:
-            kill_quietly(screen.process)
-        state = screen.state
+            kill_quietly(training.process)
+        state = training.state
         assert state.status == "done" and state.done_reason == "budget", notices(app)
         assert state.step == 30 and state.best_val_bpc is not None
         chart = screen.query_one(LossChart)
@@ -160,26 +162,26 @@ async def test_pause_resume_and_stop_save_a_resumable_checkpoint(small_text):
     async with app.run_test(size=(80, 24)) as pilot:
         fill_form(app, small_text, tiny_args("--steps", "1000000", "--eval-every", "1000000"))
         await pilot.press("ctrl+s")
-        screen = app.train_screen
+        training = app.training
         proc = None
         try:
-            await wait_for(pilot, lambda: screen.state.step >= 2, "training steps")
-            proc = screen.process
+            await wait_for(pilot, lambda: training.state.step >= 2, "training steps")
+            proc = training.process
             await pilot.press("space")
-            assert screen.state.status == "paused" and proc.paused
+            assert training.state.status == "paused" and proc.paused
             if process_state(proc.pid) is not None:
                 await wait_for(pilot, lambda: process_state(proc.pid) == "T", "the trainer to stop running", 10)
             await pilot.press("space")
-            assert screen.state.status == "training" and not proc.paused
+            assert training.state.status == "training" and not proc.paused
             await pilot.press("s")
-            assert screen.state.status in ("stopping", "done")  # a tiny run may finish saving at once
-            await wait_for(pilot, lambda: screen.state.status in ("done", "failed"), "the stopped run to finish")
+            assert training.state.status in ("stopping", "done")  # a tiny run may finish saving at once
+            await wait_for(pilot, lambda: training.state.status in ("done", "failed"), "the stopped run to finish")
         finally:
-            kill_quietly(proc or screen.process)
-        assert screen.state.done_reason == "stopped", notices(app)
-        run_dir = Path(screen.state.run_dir)
+            kill_quietly(proc or training.process)
+        assert training.state.done_reason == "stopped", notices(app)
+        run_dir = Path(training.state.run_dir)
         assert (run_dir / "last.pt").is_file()
-        assert main(["train", "--resume", str(run_dir), "--steps", str(screen.state.step + 2), "-q"]) == 0
+        assert main(["train", "--resume", str(run_dir), "--steps", str(training.state.step + 2), "-q"]) == 0
 
 
 @run_async
@@ -191,10 +193,11 @@ async def test_an_unreadable_corpus_is_a_notification_not_a_crash(tmp_path):
         fill_form(app, bad, tiny_args("--steps", "5"))
         await pilot.press("ctrl+s")
         screen = app.train_screen
+        training = app.training
         try:
-            await wait_for(pilot, lambda: screen.state.status == "failed", "the failure to be reported")
+            await wait_for(pilot, lambda: training.state.status == "failed", "the failure to be reported")
         finally:
-            kill_quietly(screen.process)
+            kill_quietly(training.process)
         assert any("UTF-8" in n or "utf-8" in n for n in notices(app)), notices(app)
         assert screen.showing_form  # back on the form to fix it
         fill_form(app, tmp_path / "missing.txt", [])
@@ -206,18 +209,18 @@ async def test_an_unreadable_corpus_is_a_notification_not_a_crash(tmp_path):
 async def test_quit_while_training_can_stop_and_save(small_text):
     app = CharnnApp(train_args=[str(small_text), *tiny_args("--steps", "1000000", "--eval-every", "1000000")])
     async with app.run_test() as pilot:
-        screen = app.train_screen
+        training = app.training
         try:
-            await wait_for(pilot, lambda: screen.state.step >= 1, "training steps")
+            await wait_for(pilot, lambda: training.state.step >= 1, "training steps")
             await pilot.press("ctrl+q")
             assert isinstance(app.screen, QuitDialog)
             await pilot.press("s")
-            await wait_for(pilot, lambda: not screen.process.alive(), "the trainer to save and exit")
+            await wait_for(pilot, lambda: not training.process.alive(), "the trainer to save and exit")
             await wait_for(pilot, lambda: app._exit, "the app to close")
         finally:
-            kill_quietly(screen.process)
-    assert screen.state.done_reason == "stopped"
-    assert (Path(screen.state.run_dir) / "last.pt").is_file()
+            kill_quietly(training.process)
+    assert training.state.done_reason == "stopped"
+    assert (Path(training.state.run_dir) / "last.pt").is_file()
     assert "is saved in" in (app.farewell or "")
 
 
@@ -228,23 +231,25 @@ async def test_keep_training_in_the_background_then_reattach_and_stop(small_text
     try:
         async with app.run_test() as pilot:
             screen = app.train_screen
-            await wait_for(pilot, lambda: screen.state.run_name and screen.state.step >= 1, "training steps")
-            proc = screen.process
+            training = app.training
+            await wait_for(pilot, lambda: training.state.run_name and training.state.step >= 1, "training steps")
+            proc = training.process
             await pilot.press("ctrl+q")
             await pilot.press("b")
             await wait_for(pilot, lambda: app._exit, "the app to close")
-        name = screen.state.run_name
+        name = training.state.run_name
         assert proc.alive(), "the trainer should keep running after the app closed"
         assert f"charnn tui --run {name}" in app.farewell and f"kill -INT {proc.pid}" in app.farewell
 
         again = CharnnApp(attach_process=TrainingProcess.attach(name))
         async with again.run_test() as pilot:
             screen = again.train_screen
-            await wait_for(pilot, lambda: screen.state.run_name == name, "the run's history to replay")
-            assert screen.process.controllable and len(screen.query_one(LossChart).train) >= 1
+            training = again.training
+            await wait_for(pilot, lambda: training.state.run_name == name, "the run's history to replay")
+            assert training.process.controllable and len(screen.query_one(LossChart).train) >= 1
             await pilot.press("s")
-            await wait_for(pilot, lambda: screen.state.status in ("done", "failed"), "the run to stop")
-            assert screen.state.done_reason == "stopped"
+            await wait_for(pilot, lambda: training.state.status in ("done", "failed"), "the run to stop")
+            assert training.state.done_reason == "stopped"
     finally:
         kill_quietly(proc)
 
@@ -412,14 +417,15 @@ async def test_resume_from_models_continues_the_run_and_keeps_its_curve(home_wit
         await pilot.press("f4", "r")
         app.screen.query_one("#number").value = "5"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.train_screen.process is not None, "the resumed run to start", 10)
+        await wait_for(pilot, lambda: app.training.process is not None, "the resumed run to start", 10)
         screen = app.train_screen
+        training = app.training
         try:
-            await wait_for(pilot, lambda: screen.state.status in ("done", "failed"), "the resumed run to finish")
+            await wait_for(pilot, lambda: training.state.status in ("done", "failed"), "the resumed run to finish")
         finally:
-            kill_quietly(screen.process)
-        assert screen.state.done_reason == "budget" and screen.state.step == 25, notices(app)
-        assert Path(screen.state.run_dir) == home_with_model
+            kill_quietly(training.process)
+        assert training.state.done_reason == "budget" and training.state.step == 25, notices(app)
+        assert Path(training.state.run_dir) == home_with_model
         assert min(screen.query_one(LossChart).train.xs) <= 20  # the curve from before the resume
 
 

@@ -83,7 +83,7 @@ def test_train_form(snap_compare, size):
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_train_dashboard_mid_run(snap_compare, size):
     async def run_before(pilot):
-        pilot.app.train_screen.show_events(canned_run())
+        pilot.app.show_events(canned_run())
         await pilot.pause()
 
     assert snap_compare(CharnnApp(), terminal_size=size, run_before=run_before)

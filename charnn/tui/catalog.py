@@ -9,14 +9,6 @@ from pathlib import Path
 from charnn.report import fmt_count, score
 
 
-def run_checkpoint(run: dict) -> Path | None:
-    d = Path(run["path"])
-    for name in ("best.pt", "last.pt"):
-        if (d / name).is_file():
-            return d / name
-    return None
-
-
 def fmt_date(ts: float | None, short: bool = False) -> str:
     if not ts:
         return "–"
@@ -25,21 +17,19 @@ def fmt_date(ts: float | None, short: bool = False) -> str:
 
 def model_choices(kind: str) -> list[tuple[str, str]]:
     """(label, checkpoint path) for every model of ``kind`` ("lm" or "chat") on disk."""
-    from charnn.runtime.runs import bundled_models, list_runs
+    from charnn.runtime.runs import list_models
 
     out = []
-    for run in list_runs():
-        if run.get("mode", "lm") != kind:
+    for record in list_models(kind):
+        if (checkpoint := record.checkpoint()) is None:
             continue
-        ck = run_checkpoint(run)
-        if ck is None:
+        if record.bundled:
+            out.append((f"{record.name}  ·  built-in", str(checkpoint)))
             continue
-        best = score(run.get("held_out_bpc"), run.get("best_val_bpc")) or "not evaluated"
-        size = f"{run.get('layers', '?')}×{run.get('hidden', '?')}"
-        out.append((f"{run['name']}  ·  {size} {run.get('tokenizer', '')}  ·  step {run.get('step', 0):,}  ·  "
-                    f"{best}", str(ck)))
-    for p in bundled_models(kind):
-        out.append((f"{p.stem}  ·  built-in", str(p)))
+        best = score(record.held_out_bpc, record.best_val_bpc) or "not evaluated"
+        size = f"{record.layers or '?'}×{record.hidden or '?'}"
+        out.append((f"{record.name}  ·  {size} {record.tokenizer or ''}  ·  step {record.step or 0:,}  ·  {best}",
+                    str(checkpoint)))
     return out
 
 

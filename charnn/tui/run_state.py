@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from charnn.report import fmt_count, score
 from charnn.training.events import Checkpoint, Done, Error, Eval, Event, Notice, Sample, Start, Step
+from charnn.tui.training_process import TrainingProcess
 
 DONE_WORDS = {
     "budget": "finished",
@@ -109,3 +111,31 @@ class RunState:
         if self.status == "training" and self.following:
             return "training (watching)"
         return self.status
+
+    def status_line(self) -> str:
+        """The run in one line, for the top bar of every screen."""
+        if self.status == "idle":
+            return ""
+        parts = [f"● {self.status_text}", f"step {self.step:,}"]
+        if self.status == "done" and (figure := score(self.held_out_bpc, self.best_val_bpc)):
+            parts.append(figure)  # what the run leaves, as the model lists show it
+        elif self.train_bpc is not None:
+            parts.append(f"{self.train_bpc:.2f} bpc")
+        if self.tokens_per_s and self.active:
+            parts.append(f"{fmt_count(self.tokens_per_s)} tok/s")
+        return " · ".join(parts)
+
+
+@dataclass
+class Training:
+    """The app's training run, which the screens read: its child process (None when nothing is
+    followed) and what its events have said so far."""
+
+    state: RunState = field(default_factory=RunState)
+    process: TrainingProcess | None = None
+
+    @property
+    def controllable(self) -> bool:
+        """A run this app can pause and stop (it is training, and its trainer is alive and ours to signal)."""
+        proc = self.process
+        return proc is not None and self.state.active and proc.controllable

@@ -19,11 +19,10 @@ from textual.worker import get_current_worker
 
 from charnn.errors import CharnnError
 from charnn.tui.catalog import describe_loaded, latest_checkpoint, model_choices
+from charnn.tui.inference import FLUSH_S, MAX_TEMP, TEMP_STEP, cpu_threads_for_ui, freeze_heap
 from charnn.tui.screens.dialogs import ModelPicker
-from charnn.tui.screens.generate import MAX_TEMP, TEMP_STEP, cpu_threads_for_ui
 from charnn.tui.widgets.mode_bar import ModeBar
 
-FLUSH_S = 0.04
 MAX_CONTEXT = 16
 TEMP = Binding.Group("Temp", compact=True)
 CONTEXT = Binding.Group("Context", compact=True)
@@ -97,11 +96,6 @@ class ChatScreen(Screen):
         self.query_one("#context-panel").border_title = "context the model reads"
 
     def on_screen_resume(self) -> None:
-        try:
-            import charnn.chat  # noqa: F401
-        except ImportError:
-            self.query_one("#chat-empty", Static).update(HOW_TO_TRAIN + "\n\n(This build of charnn has no chat support.)")
-            return
         if not self.explicit:
             latest = latest_checkpoint("chat")
             if latest is not None and latest != self.model_key:
@@ -142,7 +136,7 @@ class ChatScreen(Screen):
 
     def _loaded(self, session) -> None:
         self.session = session
-        self.app.freeze_heap()  # type: ignore[attr-defined]
+        freeze_heap()
         self.query_one("#chat-model", Static).update(f"model  {describe_loaded(session.loaded)}")
         self.query_one("#conversation").remove_children()
         self._show_settings()

@@ -22,13 +22,11 @@ from textual.worker import get_current_worker
 
 from charnn.errors import CharnnError
 from charnn.tui.catalog import describe_loaded, latest_checkpoint, model_choices
+from charnn.tui.inference import FLUSH_S, MAX_TEMP, TEMP_STEP, cpu_threads_for_ui, freeze_heap
 from charnn.tui.screens.dialogs import ModelPicker, OptionsDialog, SaveDialog
 from charnn.tui.widgets.mode_bar import ModeBar
 from charnn.tui.widgets.text_stream import TextStream
 
-TEMP_STEP = 0.1
-MAX_TEMP = 3.0
-FLUSH_S = 0.04  # batch streamed pieces: ~25 updates a second is smooth and cheap
 TEMPS = Binding.Group("Temp", compact=True)
 TEMPS_B = Binding.Group("Temp B", compact=True)
 
@@ -41,15 +39,6 @@ class SampleSettings:
     top_p: float = 1.0
     length: int = 500
     seed: int | None = None
-
-
-def cpu_threads_for_ui() -> int:
-    """Leave half the cores to a training child running beside us."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, cores // 2)
 
 
 class GenerateScreen(Screen):
@@ -136,7 +125,7 @@ class GenerateScreen(Screen):
 
     def _loaded(self, loaded) -> None:
         self.loaded = loaded
-        self.app.freeze_heap()  # type: ignore[attr-defined]
+        freeze_heap()
         self._set_model_line(describe_loaded(loaded))
 
     def _load_failed(self, message: str) -> None:

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from charnn.report import fmt_count, score, score_cell
-from charnn.tui.catalog import fmt_date, run_checkpoint
+from charnn.runtime.runs import RunRecord
+from charnn.tui.catalog import fmt_date
+from charnn.tui.run_state import Training
 from charnn.tui.screens.dialogs import ConfirmDialog, NumberDialog
 from charnn.tui.widgets.mode_bar import ModeBar
 
@@ -39,9 +41,24 @@ class ModelsScreen(Screen):
         Binding("f5", "reload", "Refresh"),
     ]
 
-    def __init__(self):
+    class OpenModel(Message):
+        """Open this checkpoint in Generate (``kind`` "lm") or Chat ("chat")."""
+
+        def __init__(self, kind: str, path: str):
+            super().__init__()
+            self.kind, self.path = kind, path
+
+    class ResumeRun(Message):
+        """Continue this run on the Train screen until ``total_steps``."""
+
+        def __init__(self, run_dir: str, total_steps: int):
+            super().__init__()
+            self.run_dir, self.total_steps = run_dir, total_steps
+
+    def __init__(self, training: Training):
         super().__init__()
-        self.rows: dict[str, dict] = {}
+        self.training = training
+        self.rows: dict[str, RunRecord] = {}
         self.wide: bool | None = None
 
     def compose(self) -> ComposeResult:
@@ -63,32 +80,29 @@ class ModelsScreen(Screen):
     def action_reload(self) -> None:
         self.reload()
 
+    def _cells(self, run: RunRecord) -> dict[str, str]:
+        return {
+            "run": run.name if self.wide else clip(run.name, NARROW_NAME),
+            "kind": run.mode,
+            "tokens": run.tokenizer or "?",
+            "size": f"{run.layers or '?'}×{run.hidden or '?'}",
+            "params": fmt_count(run.parameters or 0),
+            "steps": f"{run.step or 0:,}",
+            "val bpc": score_cell(run.held_out_bpc, run.best_val_bpc),
+            "updated": "built-in" if run.bundled else fmt_date(run.updated, short=not self.wide),
+            "corpus": os.path.basename(run.corpus or ""),
+        }
+
     def reload(self) -> None:
-        from charnn.runtime.runs import bundled_model_info, bundled_models, list_runs
+        from charnn.runtime.runs import list_models
 
         table = self.query_one(DataTable)
         keep = table.cursor_row
         self.wide = self.size.width >= WIDE_AT
         columns = COLUMNS if self.wide else NARROW_COLUMNS
         table.clear(columns=True)
-        self.rows = {}
-        rows: list[tuple[str, list[str]]] = []
-        for run in [*list_runs(), *(bundled_model_info(p) for p in bundled_models())]:
-            key = run["path"]
-            self.rows[key] = run
-            name = run.get("name", Path(key).name)
-            cells = {
-                "run": name if self.wide else clip(name, NARROW_NAME),
-                "kind": run.get("mode", "lm"),
-                "tokens": run.get("tokenizer", "?"),
-                "size": f"{run.get('layers', '?')}×{run.get('hidden', '?')}",
-                "params": fmt_count(run.get("parameters", 0) or 0),
-                "steps": f"{run.get('step', 0):,}",
-                "val bpc": score_cell(run.get("held_out_bpc"), run.get("best_val_bpc")),
-                "updated": "built-in" if run.get("bundled") else fmt_date(run.get("updated"), short=not self.wide),
-                "corpus": os.path.basename(str(run.get("corpus", ""))),
-            }
-            rows.append((key, [cells[c] for c in columns]))
+        self.rows = {str(run.path): run for run in list_models()}
+        rows = [(key, [self._cells(run)[c] for c in columns]) for key, run in self.rows.items()]
         for i, column in enumerate(columns):
             table.add_column(column, width=max([len(column)] + [len(cells[i]) for _, cells in rows]))
         for key, cells in rows:
@@ -98,12 +112,12 @@ class ModelsScreen(Screen):
         self._show_detail()
         self.refresh_bindings()
 
-    def selected(self) -> dict | None:
+    def selected(self) -> RunRecord | None:
         table = self.query_one(DataTable)
         if not table.row_count:
             return None
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return self.rows.get(key)
+        return self.rows.get(key) if key is not None else None
 
     def on_data_table_row_highlighted(self) -> None:
         self._show_detail()
@@ -118,13 +132,13 @@ class ModelsScreen(Screen):
         if run is None:
             detail.update(Text("No trained runs yet. Start one on the Train screen (F1).", style="dim"))
             return
-        params = fmt_count(run.get("parameters", 0) or 0)
-        if run.get("bundled"):
-            lines = [run["path"], f"A built-in model shipped with charnn · {params} parameters"]
+        params = fmt_count(run.parameters or 0)
+        if run.bundled:
+            lines = [str(run.path), f"A built-in model shipped with charnn · {params} parameters"]
         else:
-            lines = [run["path"], f"corpus {run.get('corpus', '?')} · {params} parameters · "
-                                  f"updated {fmt_date(run.get('updated'))}"]
-        if label := score(run.get("held_out_bpc"), run.get("best_val_bpc")):
+            lines = [str(run.path), f"corpus {run.corpus or '?'} · {params} parameters · "
+                                    f"updated {fmt_date(run.updated)}"]
+        if label := score(run.held_out_bpc, run.best_val_bpc):
             lines[1] += f" · {label}"
         detail.update(Text("\n".join(lines), style="dim"))
 
@@ -133,54 +147,51 @@ class ModelsScreen(Screen):
         if action in ("open", "resume", "delete"):
             if run is None:
                 return False
-            if action != "open" and run.get("bundled"):
+            if action != "open" and run.bundled:
                 return False
         return True
 
     def _active_run_dir(self) -> str | None:
-        train = getattr(self.app, "train_screen", None)
-        if train is not None and train.state.active and train.state.run_dir:
-            return os.path.realpath(train.state.run_dir)
-        return None
+        state = self.training.state
+        return os.path.realpath(state.run_dir) if state.active and state.run_dir else None
 
     # -- actions ----------------------------------------------------------------------
     def action_open(self) -> None:
         run = self.selected()
         if run is None:
             return
-        ck = Path(run["path"]) if run.get("bundled") else run_checkpoint(run)
-        if ck is None:
+        checkpoint = run.checkpoint()
+        if checkpoint is None:
             self.notify("This run has no checkpoint yet.", severity="warning")
             return
-        mode = "chat" if run.get("mode") == "chat" else "generate"
-        self.app.open_model(mode, str(ck))  # type: ignore[attr-defined]
+        self.post_message(self.OpenModel(run.mode, str(checkpoint)))
 
     def action_resume(self) -> None:
         run = self.selected()
-        if run is None or run.get("bundled"):
+        if run is None or run.bundled:
             return
-        if self._active_run_dir() == os.path.realpath(run["path"]):
+        if self._active_run_dir() == os.path.realpath(run.path):
             self.notify("This run is training right now (F1).", severity="warning")
             return
-        if not (Path(run["path"]) / "last.pt").is_file():
+        if not run.resumable:
             self.notify("This run has no last.pt to resume from.", severity="error")
             return
-        step = int(run.get("step", 0) or 0)
+        step = run.step or 0
 
         def go(more: int | None) -> None:
             if more:
-                self.app.resume_training(run["path"], step + more)  # type: ignore[attr-defined]
+                self.post_message(self.ResumeRun(str(run.path), step + more))
 
         self.app.push_screen(NumberDialog(
-            f"Resume {run['name']}", f"It has trained {step:,} steps. Train how many more?", 1000), go)
+            f"Resume {run.name}", f"It has trained {step:,} steps. Train how many more?", 1000), go)
 
     def action_delete(self) -> None:
         run = self.selected()
-        if run is None or run.get("bundled"):
+        if run is None or run.bundled:
             return
         from charnn import paths
 
-        target = Path(run["path"]).resolve()
+        target = run.path.resolve()
         if self._active_run_dir() == str(target):
             self.notify("This run is training right now; stop it first (F1, s).", severity="error")
             return
@@ -197,10 +208,10 @@ class ModelsScreen(Screen):
             except OSError as e:
                 self.notify(f"Could not delete {target}: {e.strerror or e}.", severity="error")
                 return
-            self.notify(f"Deleted {run['name']}.")
+            self.notify(f"Deleted {run.name}.")
             self.reload()
 
         self.app.push_screen(ConfirmDialog(
             "Delete this run?",
-            f"{run['name']} and its checkpoints ({target}) will be removed. This cannot be undone.",
+            f"{run.name} and its checkpoints ({target}) will be removed. This cannot be undone.",
             yes="Delete"), delete)

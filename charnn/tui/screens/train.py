@@ -1,28 +1,26 @@
 """Train: choose a corpus and a size, start, then watch the loss fall and the samples improve.
 
-The run trains in a child process (``charnn train ... --jsonl``); this screen
-follows its events and turns each into a widget update. Pause and resume are
-SIGSTOP/SIGCONT, stop is SIGINT (the trainer saves a resumable checkpoint).
+The run trains in a child process that the app owns and follows; this screen
+shows the app's ``Training`` and draws each event the app hands it, and asks
+the app (by message) to start, pause or stop a run.
 """
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 from pathlib import Path
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, ContentSwitcher, Footer, Input, Label, Select, Static
 
-from charnn.report import fmt_count, score
-from charnn.training.events import Checkpoint, Done, Error, Eval, Event, Notice, Sample, Start, Step
-from charnn.tui.run_state import RunState
+from charnn.training.events import Checkpoint, Error, Eval, Event, Sample, Start, Step
+from charnn.tui.run_state import Training
 from charnn.tui.screens.dialogs import FilePicker
-from charnn.tui.training_process import TrainingProcess
 from charnn.tui.widgets.loss_chart import LossChart
 from charnn.tui.widgets.mode_bar import ModeBar
 from charnn.tui.widgets.run_stats import RunStats
@@ -38,7 +36,6 @@ SIZES = (
 )
 SIZE_SHAPES = {key: shape for _, key, shape in SIZES}
 TOKENIZERS = (("characters", "char"), ("subwords: BPE", "bpe"), ("subwords: unigram", "unigram"))
-POLL_S = 0.1
 
 
 def build_train_args(corpus: str, tokenizer: str, size: str, time: str, steps: str, extra: str) -> list[str]:
@@ -106,10 +103,8 @@ class TrainForm(VerticalScroll):
         yield Static("", id="form-hint")
 
     def values(self) -> dict[str, str]:
-        def val(widget_id: str) -> str:
-            return str(self.query_one(f"#{widget_id}").value)  # type: ignore[attr-defined]
-
-        return {k: val(k) for k in ("corpus", "tokenizer", "size", "time", "steps", "extra")}
+        fields = {k: self.query_one(f"#{k}", Input).value for k in ("corpus", "time", "steps", "extra")}
+        return {**fields, **{k: str(self.query_one(f"#{k}", Select).value) for k in ("tokenizer", "size")}}
 
 
 class TrainScreen(Screen):
@@ -124,12 +119,25 @@ class TrainScreen(Screen):
         Binding("escape", "show_dashboard", "Back to run", show=False),
     ]
 
-    def __init__(self):
+    class StartRun(Message):
+        """Start ``charnn train ARGS`` (from the form)."""
+
+        def __init__(self, args: list[str]):
+            super().__init__()
+            self.args = args
+
+    class TogglePause(Message):
+        """Pause the run, or resume it."""
+
+    class StopRun(Message):
+        """Stop the run after this step; the trainer saves a resumable checkpoint."""
+
+    def __init__(self, training: Training, bundled: list[Path] | None = None, focus_form: bool = True):
         super().__init__()
-        self.state = RunState()
-        self.process: TrainingProcess | None = None
-        self.quit_when_done = False
-        self._replaying = False
+        self.training = training
+        self.bundled = bundled or []
+        self.focus_form = focus_form
+        self._binding_key: tuple | None = None
 
     # -- layout -----------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -144,75 +152,53 @@ class TrainScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.app.train_screen = self  # type: ignore[attr-defined]
         self.query_one("#dashboard-top").border_title = "loss"
         self.query_one("#sample-log").border_title = "samples · newest first"
         self._hint_bundled()
-        if not self.app.initial_train_args and not self.app.attach_run:  # type: ignore[attr-defined]
+        if self.focus_form:
             self.query_one("#corpus", Input).focus()
 
     def _hint_bundled(self) -> None:
-        hint = self.query_one("#form-hint", Static)
         lines = [
             "[dim]Training runs in its own process: meanwhile the other screens (F2 Generate…) stay usable, "
             "and quitting asks whether to stop the run or keep it training in the background.[/dim]",
         ]
-        bundled = getattr(self.app, "bundled", [])
         offers = []
         for kind, key, screen in (("lm", "F2", "Generate"), ("chat", "F3", "Chat")):
-            names = [p.stem for p in bundled if (p.stem.endswith(f"-{kind}") or p.stem.startswith(f"{kind}-"))]
+            names = [p.stem for p in self.bundled if (p.stem.endswith(f"-{kind}") or p.stem.startswith(f"{kind}-"))]
             if names:
                 offers.append(f"{key} {screen} ({names[0]})")
         if offers:
             lines.insert(0, "Built-in models are ready to try without training: " + ", ".join(offers) + ".")
-        hint.update("\n".join(lines))
+        self.query_one("#form-hint", Static).update("\n".join(lines))
 
     @property
     def showing_form(self) -> bool:
         return self.query_one(ContentSwitcher).current == "train-form"
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        proc = self.process
-        controllable = proc is not None and self.state.active and proc.controllable
-        if action == "toggle_pause":
-            return controllable and not self.showing_form and not (proc and proc.stopping)
-        if action == "stop":
-            return controllable and not self.showing_form and not (proc and proc.stopping)
+        proc, state = self.training.process, self.training.state
+        if action in ("toggle_pause", "stop"):
+            return self.training.controllable and not self.showing_form and not (proc and proc.stopping)
         if action == "new_run":
-            return not self.showing_form and not self.state.active
+            return not self.showing_form and not state.active
         if action in ("browse", "start"):
             return self.showing_form
         if action == "show_dashboard":
-            return self.showing_form and self.state.status != "idle"
+            return self.showing_form and state.status != "idle"
         return True
 
-    def _binding_key(self) -> tuple:
-        proc = self.process
-        return (self.state.status, self.state.active, self.showing_form,
-                proc is not None and proc.controllable, proc is not None and proc.stopping)
-
-    def _refresh(self) -> None:
+    def show_state(self) -> None:
+        """Redraw the numbers, and the footer keys when what they offer has changed."""
+        proc, state = self.training.process, self.training.state
         # rebuilding the footer on every event (~4/s) leaked its old key widgets
         # (benchmarks/soak.py: +830 MiB/h); rebuild only when what it shows can change
-        key = self._binding_key()
-        if key != getattr(self, "_last_binding_key", None):
-            self._last_binding_key = key
+        key = (state.status, state.active, self.showing_form, proc is not None and proc.controllable,
+               proc is not None and proc.stopping)
+        if key != self._binding_key:
+            self._binding_key = key
             self.refresh_bindings()
-        self.query_one(RunStats).show(self.state)
-        self.app.training_status = self.status_line()  # type: ignore[attr-defined]
-
-    def status_line(self) -> str:
-        s = self.state
-        if s.status == "idle":
-            return ""
-        parts = [f"● {s.status_text}", f"step {s.step:,}"]
-        if s.status == "done" and (figure := score(s.held_out_bpc, s.best_val_bpc)):
-            parts.append(figure)  # what the run leaves, as the model lists show it
-        elif s.train_bpc is not None:
-            parts.append(f"{s.train_bpc:.2f} bpc")
-        if s.tokens_per_s and s.active:
-            parts.append(f"{fmt_count(s.tokens_per_s)} tok/s")
-        return " · ".join(parts)
+        self.query_one(RunStats).show(state)
 
     # -- actions ----------------------------------------------------------------------
     @on(Button.Pressed, "#start")
@@ -233,7 +219,7 @@ class TrainScreen(Screen):
         self.start_from_form()
 
     def start_from_form(self) -> None:
-        if self.state.active:
+        if self.training.state.active:
             self.notify("A run is still training; stop it first (s).", severity="warning")
             return
         try:
@@ -241,130 +227,44 @@ class TrainScreen(Screen):
         except ValueError as e:
             self.notify(str(e), title="Cannot start", severity="error")
             return
-        self.start_training(args)
-
-    def start_training(self, args: list[str]) -> None:
-        """Start ``charnn train ARGS`` in a child process and follow it."""
-        try:
-            proc = TrainingProcess.start(args)
-        except OSError as e:
-            self.notify(f"Could not start the trainer: {e}", severity="error")
-            return
-        self._begin(proc, RunState(status="starting"))
-
-    def attach(self, proc: TrainingProcess) -> None:
-        """Follow a run started elsewhere (``charnn tui --run NAME``)."""
-        self._replaying = True
-        self._begin(proc, RunState(status="training", following=not proc.controllable))
-
-    def show_events(self, events: list[Event]) -> None:
-        """Draw a run from its events alone, with no process behind it (tests, demos)."""
-        self.process = None
-        self.state = RunState(status="starting")
-        self.query_one(LossChart).clear()
-        self.query_one(SampleLog).clear()
-        self.query_one(ContentSwitcher).current = "dashboard"
-        for event in events:
-            self.apply_event(event)
-
-    def _begin(self, proc: TrainingProcess, state: RunState) -> None:
-        self.process = proc
-        self.state = state
-        self.query_one(LossChart).clear()
-        self.query_one(SampleLog).clear()
-        self.query_one(ContentSwitcher).current = "dashboard"
-        self.query_one("#dashboard-top").border_subtitle = ""
-        self.set_focus(None)
-        self._refresh()
-        self.follow(proc)
+        self.post_message(self.StartRun(args))
 
     def action_toggle_pause(self) -> None:
-        proc = self.process
-        if proc is None:
-            return
-        if proc.paused:
-            if proc.resume():
-                self.state.status = "training"
-        elif proc.pause():
-            self.state.status = "paused"
-        self._refresh()
+        self.post_message(self.TogglePause())
 
     def action_stop(self) -> None:
-        if self.process and self.process.stop():
-            self.state.status = "stopping"
-            self.notify("Stopping after this step; the trainer evaluates and saves a resumable checkpoint.")
-            self._refresh()
+        self.post_message(self.StopRun())
 
     def action_new_run(self) -> None:
-        self.query_one(ContentSwitcher).current = "train-form"
-        self.query_one("#corpus", Input).focus()
-        self.refresh_bindings()
+        self.show_form()
 
     def action_show_dashboard(self) -> None:
         self.query_one(ContentSwitcher).current = "dashboard"
         self.set_focus(None)
         self.refresh_bindings()
 
-    # -- events -----------------------------------------------------------------------
-    @work(exclusive=True, group="follow")
-    async def follow(self, proc: TrainingProcess) -> None:
-        """Read the run's events as they arrive until it is done (or its process is gone)."""
-        while True:
-            events = proc.events.read_new()
-            for event in events:
-                self._apply_safely(event)
-            if proc is not self.process:
-                return
-            if proc.finished:
-                break
-            if events:
-                self._replaying = False
-            if proc.pid is not None and not proc.alive():
-                for event in proc.events.read_new():
-                    self._apply_safely(event)
-                if not proc.finished:
-                    self._process_ended(proc)
-                break
-            await asyncio.sleep(POLL_S)
-        proc.cleanup()
-        if self.quit_when_done:
-            self.app.leave()  # type: ignore[attr-defined]
+    def show_form(self, focus: bool = True) -> None:
+        self.query_one(ContentSwitcher).current = "train-form"
+        if focus:
+            self.query_one("#corpus", Input).focus()
+        self.refresh_bindings()
 
-    def stop_following(self) -> None:
-        self.workers.cancel_group(self, "follow")
+    # -- drawing the run ----------------------------------------------------------------
+    def begin_run(self) -> None:
+        """A new run (or one re-attached to): an empty dashboard."""
+        self.query_one(LossChart).clear()
+        self.query_one(SampleLog).clear()
+        self.query_one(ContentSwitcher).current = "dashboard"
+        self.query_one("#dashboard-top").border_subtitle = ""
+        self.set_focus(None)
+        self.show_state()
 
-    def _apply_safely(self, event: Event) -> None:
-        """One odd event must not take the app (or the run) down with it."""
-        try:
-            self.apply_event(event)
-        except Exception as e:  # noqa: BLE001 - shown, never a crash
-            if self.is_attached:
-                self.notify(f"Could not show a {type(event).__name__} event: {e}", severity="warning")
-
-    def _process_ended(self, proc: TrainingProcess) -> None:
-        reason = proc.stderr_tail() or f"the trainer exited with code {proc.exit_code()}"
-        reason = reason.removeprefix("charnn: ")
-        self.state.status = "failed"
-        self.state.done_reason = "error"
-        proc.note_finished()
-        title = "Training could not start" if not self.state.run_name else "Training ended"
-        self.notify(reason, title=title, severity="error", timeout=15)
-        if not self.state.run_name:
-            self.query_one(ContentSwitcher).current = "train-form"
-        self._refresh()
-
-    def apply_event(self, e: Event) -> None:
-        proc = self.process
-        was_paused_or_stopping = self.state.status in ("paused", "stopping")
-        self.state.apply(e)
-        if was_paused_or_stopping and isinstance(e, Step | Eval | Start) and proc is not None:
-            self.state.status = "paused" if proc.paused else "stopping" if proc.stopping else self.state.status
+    def show_event(self, e: Event, replaying: bool = False) -> None:
+        """Draw one event of the run (the app has already folded it into the state)."""
         chart = self.query_one(LossChart)
         if isinstance(e, Start):
-            if proc is not None:
-                proc.note_started(e.run_dir)
             self.query_one("#dashboard-top").border_title = f"loss · {e.run_name}"
-            if e.resumed_step and not self._replaying:
+            if e.resumed_step and not replaying:
                 self._load_history(Path(e.run_dir), e.resumed_step)
         elif isinstance(e, Step):
             chart.add_train(e.step, e.bpc)
@@ -373,37 +273,11 @@ class TrainScreen(Screen):
                 chart.add_val(e.step, e.val_bpc)
         elif isinstance(e, Sample):
             self.query_one(SampleLog).add(e.step, e.text, e.val_bpc)
-        elif isinstance(e, Notice):
-            if not self._replaying:
-                self.notify(e.message, title="Training", severity="warning", timeout=10)
         elif isinstance(e, Checkpoint):
             self.query_one("#dashboard-top").border_subtitle = f"saved step {e.step:,} ({e.kind})"
-        elif isinstance(e, Done):
-            if proc is not None:
-                proc.note_finished()
-            if not self._replaying:
-                self._announce_done(e)
-        elif isinstance(e, Error):
-            if proc is not None:
-                proc.note_finished()
-            started = bool(self.state.run_name)
-            self.notify(e.message, title="Training failed" if started else "Training could not start",
-                        severity="error", timeout=15)
-            if not started:
-                self.query_one(ContentSwitcher).current = "train-form"
-        self._refresh()
-
-    def _announce_done(self, e: Done) -> None:
-        figure = score(e.held_out_bpc, e.best_val_bpc)
-        best = f"{figure}; " if figure else ""
-        if e.reason == "failed":
-            self.notify(f"Training failed at step {e.step:,}; the last good checkpoint is in {e.run_dir}.",
-                        title="Training failed", severity="error", timeout=15)
-            return
-        what = {"budget": "Finished", "stopped": "Stopped and saved", "early-stop": "Stopped early"}.get(
-            e.reason, e.reason)
-        self.notify(f"{what} at step {e.step:,}; {best}F2 generates with it, n starts a new run.",
-                    title="Training", timeout=10)
+        elif isinstance(e, Error) and not self.training.state.run_name:
+            self.show_form(focus=False)  # it never started: back to the form to fix it
+        self.show_state()
 
     def _load_history(self, run_dir: Path, upto: int) -> None:
         """A resumed run: draw the curve it had before, from its events.jsonl."""
@@ -419,19 +293,3 @@ class TrainScreen(Screen):
                     chart.add_val(e.step, e.val_bpc)
         finally:
             history.close()
-
-    # -- quitting ---------------------------------------------------------------------
-    @property
-    def needs_quit_question(self) -> bool:
-        return self.state.active and self.process is not None and self.process.controllable
-
-    def quit_stop(self) -> None:
-        """Stop the run, wait for its checkpoint, then leave."""
-        self.quit_when_done = True
-        if not (self.process and (self.process.stopping or self.process.stop())):
-            self.app.leave()  # type: ignore[attr-defined]
-            return
-        self.state.status = "stopping"
-        self._refresh()
-        self.notify("Stopping and saving; the app closes when the checkpoint is written "
-                    "(ctrl+q again leaves it saving in the background).", timeout=30)
