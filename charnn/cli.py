@@ -187,8 +187,8 @@ def requested_time(args) -> float | None:
 
 def settings_from_args(args):
     from charnn.config import RunSettings
+    from charnn.corpora.catalog import resolve_corpus
     from charnn.presets import apply_presets
-    from corpora.catalog import resolve_corpus
 
     s = RunSettings()
     s.mode = args.mode
@@ -402,7 +402,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_corpora(args) -> int:
-    from corpora.catalog import print_catalog
+    from charnn.corpora.catalog import print_catalog
 
     print_catalog()
     return 0
