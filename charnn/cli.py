@@ -20,10 +20,14 @@ DEFAULTS_NOTE = "defaults suit a CPU; on a GPU try --hidden 1024 --batch-size 12
 
 
 def _duration(text: str) -> float:
+    body = text.strip()
     try:
-        return parse_duration(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+        seconds = -parse_duration(body[1:]) if body.startswith("-") else parse_duration(body)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 90, 90s, 5m or 1h)") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"the time budget must be more than zero, not {text!r} (try 90, 5m or 1h)")
+    return seconds
 
 
 def _positive_int(text: str) -> int:
