@@ -20,10 +20,14 @@ DEFAULTS_NOTE = "defaults suit a CPU; on a GPU try --hidden 1024 --batch-size 12
 
 
 def _duration(text: str) -> float:
+    body = text.strip()
     try:
-        return parse_duration(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+        seconds = -parse_duration(body[1:]) if body.startswith("-") else parse_duration(body)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 90, 90s, 5m or 1h)") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"the time budget must be more than zero, not {text!r} (try 90, 5m or 1h)")
+    return seconds
 
 
 def _whole_number(text: str) -> int:
@@ -194,8 +198,8 @@ SETTING_FLAGS = ("mode", "tokenizer", "vocab_size", "encoding", "errors", "cell"
 
 def settings_from_args(args):
     """Flags into a plain dict, then charnn.presets.build_settings: the CLI only parses."""
+    from charnn.corpora.catalog import resolve_corpus
     from charnn.presets import build_settings
-    from corpora.catalog import resolve_corpus
 
     flags = {name: getattr(args, name) for name in SETTING_FLAGS}
     flags["world"] = int(os.environ.get("WORLD_SIZE", "1"))
@@ -381,7 +385,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_corpora(args) -> int:
-    from corpora.catalog import print_catalog
+    from charnn.corpora.catalog import print_catalog
 
     print_catalog()
     return 0

@@ -41,7 +41,7 @@ TOKENIZERS = (("characters", "char"), ("subwords: BPE", "bpe"), ("subwords: unig
 def build_train_args(corpus: str, tokenizer: str, size: str, time: str, steps: str, extra: str) -> list[str]:
     """The ``charnn train`` arguments for the form's values; raises ValueError with a message."""
     from charnn.config import parse_duration
-    from corpora.catalog import NAMES, is_builtin
+    from charnn.corpora.catalog import NAMES, is_builtin
 
     corpus = corpus.strip()
     if not corpus:
