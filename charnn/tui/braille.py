@@ -65,7 +65,7 @@ def fmt_seconds(x: float) -> str:
         return f"{x / 3600:.3g}h"
     if x >= 60:
         return f"{x / 60:.3g}m"
-    return f"{x:.0f}s"
+    return f"{x:.3g}s"
 
 
 def fit_scale(lines: Sequence[Line], settled: float = SETTLED, floor: float | None = 0.0) -> Scale | None:

@@ -9,8 +9,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from charnn.tui import braille
-
-PALETTE = ("#e5c07b", "#61afef", "#98c379", "#e06c75", "#c678dd", "#56b6c2", "#d19a66", "#abb2bf")
+from charnn.tui.widgets.palette import PALETTE
 
 
 class LineChart(Widget):
