@@ -140,8 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=0, help="score at most this many tokens (0 = all)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    p = sub.add_parser("models", help="list trained runs")
+    p = sub.add_parser("models", help="list trained runs, or compare some (--compare RUN RUN ...)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--compare", nargs="+", metavar="RUN",
+                   help="runs side by side: the settings that differ, their scores, and their validation "
+                        "curves at common points (and as a chart in a terminal)")
 
     sub.add_parser("corpora", help="list built-in corpora")
 
@@ -363,6 +366,8 @@ def cmd_models(args) -> int:
     from charnn.report import PERIODIC_MARK, SCORE_LEGEND, fmt_count, score_cell
     from charnn.runtime.runs import RunRecord, bundled_model_info, bundled_models, list_runs
 
+    if args.compare:
+        return _compare_runs(args.compare, sys.stdout.isatty())
     runs = list_runs()
     if args.json:
         print(json.dumps([r.to_json() for r in runs], indent=2))
@@ -392,6 +397,64 @@ def cmd_models(args) -> int:
         print(f"\n{SCORE_LEGEND}")
     print(f"\n(runs live in {paths.runs_dir()})")
     return 0
+
+
+def _compare_runs(specs: list[str], chart: bool) -> int:
+    """``charnn models --compare``: a table per run, the settings that differ, the curves at common points."""
+    from charnn.report import fmt_count
+    from charnn.tui.braille import fmt_seconds
+    from charnn.tui.run_curves import common_points, differences, find_runs, read_curve
+
+    curves = [read_curve(r) for r in find_runs(specs)]
+    width = max(len(c.name) for c in curves) + 2
+
+    def num(value: float | None) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    print(f"{'run':<{width}}{'best val':>9}{'held-out':>9}{'steps':>8}{'tokens':>9}{'time':>8}")
+    for c in curves:
+        r = c.record
+        print(f"{c.name:<{width}}{num(r.best_val_bpc):>9}{num(r.held_out_bpc):>9}{r.step or 0:>8,}"
+              f"{fmt_count(c.total_tokens):>9}{fmt_seconds(c.total_seconds):>8}")
+    diffs = differences(curves)
+    print("\nsettings that differ:" if diffs else "\nthe runs' settings are the same")
+    for key, values in diffs:
+        print(f"  {key:<24}" + "  ".join(f"{c.name}={v}" for c, v in zip(curves, values, strict=True)))
+    for axis, fmt in (("tokens", fmt_count), ("seconds", fmt_seconds)):
+        points = common_points(curves, axis)
+        label = "tokens seen" if axis == "tokens" else "training time"
+        if not points:
+            print(f"\nno {label} reached by every run")
+            continue
+        print(f"\nval bits/char at {label}\n{'':<{width}}" + "".join(f"{fmt(x):>9}" for x in points))
+        for c in curves:
+            print(f"{c.name:<{width}}" + "".join(f"{num(c.at(axis, x)):>9}" for x in points))
+    if chart:
+        _print_compare_chart(curves)
+    return 0
+
+
+def _print_compare_chart(curves) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    from charnn.tui import braille
+    from charnn.tui.widgets.palette import PALETTE
+
+    lines = [braille.Line(c.tokens, c.bpc, str(i), mark="●") for i, c in enumerate(curves)]
+    rows = braille.chart(lines, 72, 14, x_suffix=" tokens")
+    if rows is None:
+        return
+    console = Console(highlight=False)
+    legend = Text("\nval bits/char  ")
+    for i, c in enumerate(curves):
+        legend.append(f"● {c.name}  ", style=PALETTE[i % len(PALETTE)])
+    console.print(legend)
+    for row in rows:
+        text = Text()
+        for piece, role in row:
+            text.append(piece, style=PALETTE[int(role) % len(PALETTE)] if role.isdigit() else "dim")
+        console.print(text)
 
 
 def cmd_corpora(args) -> int:
