@@ -226,7 +226,13 @@ def test_measuring_time_comes_out_of_the_budget_but_leaves_at_least_a_second():
 
 
 def test_build_settings_fills_presets_then_the_given_flags_win_without_argparse(shakespeare):
-    from charnn.presets import CHAT_DEFAULTS, DEFAULT_TIME_BUDGET_S, LM_CPU, MAX_EPOCHS, build_settings
+    from charnn.presets import (
+        CHAT_DEFAULTS,
+        DEFAULT_TIME_BUDGET_S,
+        LM_CPU,
+        MAX_EPOCHS,
+        build_settings,
+    )
 
     rate, asked = machine(70_000)
 
