@@ -33,7 +33,7 @@ class Clock:
 
 EARLY_FIRST_S = 5.0  # a fresh run's first evaluation and sample, this long after its first step
 EARLY_STEP_SHARE = 8  # a step cadence's first evaluation comes at this fraction (1/8) of its interval
-MIN_EVAL_SHARE = 1 / 8  # the least of --eval-tokens an early evaluation reads
+MIN_EVAL_SHARE = 1 / 8  # the least share of the periodic slice (eval_tokens) an early evaluation reads
 
 
 def next_due(last: float, first: float, regular: float) -> float:
