@@ -115,6 +115,9 @@ class TrainScreen(Screen):
         Binding("space", "toggle_pause", "Pause/Resume"),
         Binding("s", "stop", "Stop & save"),
         Binding("n", "new_run", "New run"),
+        # one key, two footer labels: it says what pressing it shows
+        Binding("t", "sample_order('timelapse')", "Time-lapse"),
+        Binding("t", "sample_order('newest')", "Newest first"),
         Binding("ctrl+o", "browse", "Browse"),
         Binding("escape", "show_dashboard", "Back to run", show=False),
     ]
@@ -153,7 +156,6 @@ class TrainScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#dashboard-top").border_title = "loss"
-        self.query_one("#sample-log").border_title = "samples · newest first"
         self._hint_bundled()
         if self.focus_form:
             self.query_one("#corpus", Input).focus()
@@ -186,6 +188,8 @@ class TrainScreen(Screen):
             return self.showing_form
         if action == "show_dashboard":
             return self.showing_form and state.status != "idle"
+        if action == "sample_order":
+            return not self.showing_form and (parameters[0] == "timelapse") != self.query_one(SampleLog).timelapse
         return True
 
     def show_state(self) -> None:
@@ -234,6 +238,13 @@ class TrainScreen(Screen):
 
     def action_stop(self) -> None:
         self.post_message(self.StopRun())
+
+    def action_sample_order(self, order: str) -> None:
+        """Show the samples newest first ("newest") or as the time-lapse of one text ("timelapse")."""
+        log = self.query_one(SampleLog)
+        if (order == "timelapse") != log.timelapse:
+            log.flip()
+        self.refresh_bindings()
 
     def action_new_run(self) -> None:
         self.show_form()
