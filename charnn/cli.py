@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(temp=None)  # chat's default decoding is beam search; --temp alone asks for sampling
     p.add_argument("--context", type=int, default=None, help="previous turns the model reads")
     p.add_argument("--beam", type=int, default=None,
-                   help=f"beam search width (0 = sample; default {CHAT_DECODING['beam']}, or 0 with --temp)")
+                   help=f"beam search width (0 = sample; default {CHAT_DECODING['beam']}; --temp alone samples)")
     p.add_argument("--mmi", type=float, default=None,
                    help=f"anti-LM weight: score a reply's first tokens by log p(reply | context) - MMI x "
                         f"log p(reply | no context), against generic replies (0 = off; default {CHAT_DECODING['mmi']:g})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import io
 import json
 
@@ -266,11 +267,18 @@ def test_the_anti_lm_takes_the_reply_prior_off_each_first_token(loaded):
         score[[cfg.pad_id, cfg.bos_id, cfg.sep_id]] = float("-inf")
         first = int(score.argmax())
         found = []
-        for _ in generate_reply(model, tok, turns, decoding=Decoding(temperature=0.0, mmi=mmi, mmi_tokens=1),
-                                candidates=found):
+        for _ in generate_reply(model, tok, turns, decoding=Decoding(temperature=0.0, mmi=mmi, mmi_tokens=1,
+                                                                      mmi_floor=0.0), candidates=found):
             pass
         assert (found[0].ids[:1] or [cfg.eos_id]) == [first]
         assert found[0].prior == pytest.approx(float(alone[first]) if mmi else 0.0, abs=1e-4)
+    # with a floor, however strong the anti-LM, the first token stays among the plausible ones
+    found = []
+    for _ in generate_reply(model, tok, turns, decoding=Decoding(temperature=0.0, mmi=2.0, mmi_floor=0.1),
+                            candidates=found):
+        pass
+    first = found[0].ids[0] if found[0].ids else cfg.eos_id
+    assert float(given[first]) >= float(given.max()) + math.log(0.1) - 1e-5
 
 
 def test_beam_candidates_carry_their_true_log_probabilities_and_are_ranked(loaded):

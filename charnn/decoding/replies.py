@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 REPEAT_CHARS = 24  # the guard forbids repeating any run of this many characters within a reply
 LENGTH_PENALTY = 0.7  # beam scores are divided by ((5 + length) / 6) ** this (Wu et al. 2016)
 MMI_TOKENS = 5  # the anti-LM term counts over a reply's first this many tokens (Li et al.'s gamma)
+# the anti-LM only reorders tokens at least this likely relative to the likeliest: unchecked, it promotes
+# subword fragments that never start a reply ("aybe") because their context-free probability is tiny
+MMI_FLOOR = 0.02
 
 
 def repeat_ngram(tokenizer: Tokenizer) -> int:
@@ -78,6 +81,7 @@ class Decoding:
     beam: int = 0
     mmi: float = 0.0  # lambda: how much of log p(reply | no context) is taken off
     mmi_tokens: int = MMI_TOKENS
+    mmi_floor: float = MMI_FLOOR
     min_words: int = 0  # <eos> is forbidden until the reply has this many words
     max_length: int = 200
     repetition_guard: bool = True
@@ -182,6 +186,20 @@ class PriorStep:
         return torch.log_softmax(logits[:, -1, :].float(), dim=-1)
 
 
+def anti_lm(logp, prior, mmi: float, floor: float):
+    """log p(t | context) - mmi * log p(t | no context) for the plausible tokens (within ``floor`` of the
+    likeliest, per row), -inf for the rest; a floor of 0 keeps every token."""
+    import math
+
+    import torch
+
+    scores = logp - mmi * prior
+    if floor > 0:
+        cut = logp.max(dim=-1, keepdim=True).values + math.log(floor)
+        scores = torch.where(logp >= cut, scores, torch.full_like(scores, float("-inf")))
+    return scores
+
+
 def _masked_logp(model, memory, tok, state):
     import torch
 
@@ -195,7 +213,8 @@ def _masked_logp(model, memory, tok, state):
 def sample_ids(model, memory, max_length: int, temperature: float = 0.8, top_k: int = 0, top_p: float = 1.0,
                generator: torch.Generator | None = None, guard: RepetitionGuard | None = None, *,
                mmi: float = 0.0, mmi_tokens: int = MMI_TOKENS, min_words: int = 0,
-               words: WordCounter | None = None, found: list[Candidate] | None = None) -> Iterator[int]:
+               words: WordCounter | None = None, found: list[Candidate] | None = None,
+               mmi_floor: float = MMI_FLOOR) -> Iterator[int]:
     """Reply ids one at a time (temperature 0: greedy), stopping before <eos>; the finished reply is
     appended to ``found`` as a ``Candidate``. With ``mmi``, the first ``mmi_tokens`` draws are from
     log p(t | context) - mmi * log p(t | no context)."""
@@ -211,7 +230,7 @@ def sample_ids(model, memory, max_length: int, temperature: float = 0.8, top_k: 
         scores = logp.clone()
         if prior is not None and step < mmi_tokens:
             p = prior(tok)
-            scores -= mmi * p
+            scores = anti_lm(logp, p, mmi, mmi_floor)
         if guard is not None and (banned := guard.banned() - {cfg.eos_id}):
             scores[:, list(banned)] = float("-inf")
         if words is not None and count[0] < min_words:
@@ -254,7 +273,8 @@ class _Hypothesis:
 
 def beam_candidates(model, memory, beam: int, max_length: int, repeat_n: int = 0,
                     length_penalty: float = LENGTH_PENALTY, *, mmi: float = 0.0, mmi_tokens: int = MMI_TOKENS,
-                    min_words: int = 0, words: WordCounter | None = None) -> list[Candidate]:
+                    min_words: int = 0, words: WordCounter | None = None,
+                    mmi_floor: float = MMI_FLOOR) -> list[Candidate]:
     """The N-best of a beam search (unranked; see ``rerank``), each step scored by
     log p(t | context) - mmi * log p(t | no context) over the first ``mmi_tokens`` tokens."""
     import torch
@@ -270,7 +290,7 @@ def beam_candidates(model, memory, beam: int, max_length: int, repeat_n: int = 0
     for step in range(max_length + 1):
         logp, state = _masked_logp(model, mem, tok, state)
         p = prior(tok, rows) if prior is not None and step < mmi_tokens else None
-        scores = logp - mmi * p if p is not None else logp.clone()
+        scores = anti_lm(logp, p, mmi, mmi_floor) if p is not None else logp.clone()
         if step == max_length:  # out of room: every hypothesis must end here
             keep = scores[:, cfg.eos_id].clone()
             scores.fill_(float("-inf"))
@@ -368,7 +388,8 @@ def generate_reply(model, tokenizer: Tokenizer, turns: Sequence[str], *, context
         memory = encode_context(model, tokenizer, turns, context_turns, device)
         n = repeat_ngram(tokenizer) if d.repetition_guard else 0
         words = WordCounter(tokenizer) if d.min_words else None
-        options = {"mmi": d.mmi, "mmi_tokens": d.mmi_tokens, "min_words": d.min_words, "words": words}
+        options = {"mmi": d.mmi, "mmi_tokens": d.mmi_tokens, "mmi_floor": d.mmi_floor, "min_words": d.min_words,
+                   "words": words}
         if d.beam > 0:
             found.extend(rerank(beam_candidates(model, memory, d.beam, d.max_length, n, **options), tokenizer, d))
             ids: Iterator[int] = iter(found[0].ids if found else [])
