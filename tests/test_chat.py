@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
-import math
 import io
 import json
+import math
 
 import pytest
 import torch

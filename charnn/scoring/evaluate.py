@@ -195,13 +195,14 @@ def format_chat_eval(result: dict) -> list[str]:
     """``charnn eval``'s lines for a chat model: the scores, one table row per decoding and where, examples."""
     plain = [f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in result.items()
              if not isinstance(v, dict | list)]
-    head = f"{'decoding':<30} {'replies to':<9} {'hits@1':>6} " + " ".join(f"{t:>11}" for _, t in STAT_COLUMNS)
-    rows = [head]
+    labels = {name: f"{name} ({entry['decoding']})" for name, entry in result.get("decodings", {}).items()}
+    width = max([8, *map(len, labels.values())])
+    rows = [f"{'decoding':<{width}} {'replies to':<10} {'hits@1':>6} " + " ".join(f"{t:>11}" for _, t in STAT_COLUMNS)]
     for name, entry in result.get("decodings", {}).items():
         for where in ("contexts", "openers"):
             stats = entry[where]
-            label = f"{name} ({entry['decoding']})" if where == "contexts" else ""
+            label = labels[name] if where == "contexts" else ""
             hits = f"{entry['hits_at_1_at_mmi']:.3f}" if where == "contexts" else ""
-            rows.append(f"{label:<30} {where:<9} {hits:>6} " + " ".join(f"{stats[k]:>11.3f}" for k, _ in STAT_COLUMNS))
+            rows.append(f"{label:<{width}} {where:<10} {hits:>6} " + " ".join(f"{stats[k]:>11.3f}" for k, _ in STAT_COLUMNS))
     return [*plain, "", "hits@1 of 20 at the decoding's anti-LM weight (0: plain, 1: PMI)", *rows, "",
             "example exchanges:", *result.get("examples", [])]
