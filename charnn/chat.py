@@ -10,7 +10,13 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from charnn.decoding.replies import generate_reply, validate_chat_options
+from charnn.decoding.replies import (
+    Candidate,
+    Decoding,
+    default_decoding,
+    generate_reply,
+    validate_chat_options,
+)
 from charnn.errors import CharnnError
 
 if TYPE_CHECKING:
@@ -20,14 +26,21 @@ if TYPE_CHECKING:
 class ChatSession:
     """A conversation with a chat model. Settings are plain attributes; change them between replies."""
 
-    def __init__(self, loaded: LoadedModel, context_turns: int | None = None, temperature: float = 0.8,
-                 top_k: int = 0, top_p: float = 1.0, beam: int = 0, max_length: int = 200,
-                 seed: int | None = None):
+    def __init__(self, loaded: LoadedModel, context_turns: int | None = None, temperature: float | None = None,
+                 top_k: int = 0, top_p: float = 1.0, beam: int | None = None, max_length: int = 200,
+                 seed: int | None = None, mmi: float | None = None, min_words: int | None = None):
+        """Unset decoding settings (None) take the default decoding's (``charnn.presets.CHAT_DECODING``);
+        a temperature without a beam width asks for sampling."""
         import torch
 
         if loaded.kind != "chat":
             raise CharnnError(f"{loaded.path} is a language model, not a chat model; use it with charnn generate.")
-        validate_chat_options(temperature, top_k, top_p, beam, max_length, context_turns)
+        default = default_decoding(max_length)
+        beam = (0 if temperature is not None else default.beam) if beam is None else beam
+        temperature = default.temperature if temperature is None else temperature
+        mmi = default.mmi if mmi is None else mmi
+        min_words = default.min_words if min_words is None else min_words
+        validate_chat_options(temperature, top_k, top_p, beam, max_length, context_turns, mmi, min_words)
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -38,9 +51,13 @@ class ChatSession:
         self.top_p = top_p
         self.beam = beam
         self.max_length = max_length
+        self.mmi = mmi
+        self.mmi_tokens = default.mmi_tokens
+        self.min_words = min_words
         self.seed = seed
         self.repetition_guard = True
         self.history: list[str] = []
+        self.candidates: list[Candidate] = []  # what the last reply was chosen from, best first
         self.generator = torch.Generator(device=loaded.device)
         if seed is not None:
             self.generator.manual_seed(seed)
@@ -57,21 +74,27 @@ class ChatSession:
         if self.seed is not None:
             self.generator.manual_seed(self.seed)
 
+    def decoding(self) -> Decoding:
+        """The session's settings as one ``Decoding``, checked."""
+        validate_chat_options(self.temperature, self.top_k, self.top_p, self.beam, self.max_length,
+                              self.context_turns, self.mmi, self.min_words)
+        return Decoding(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, beam=self.beam,
+                        mmi=self.mmi, mmi_tokens=self.mmi_tokens, min_words=self.min_words,
+                        max_length=self.max_length, repetition_guard=self.repetition_guard)
+
     def reply_stream(self, user_text: str) -> Iterator[str]:
         """Stream the reply to ``user_text``; both turns join the history when it ends (or is cut off)."""
         from charnn.text.dialogue import clean_turn
 
-        validate_chat_options(self.temperature, self.top_k, self.top_p, self.beam, self.max_length,
-                              self.context_turns)
+        decoding = self.decoding()
         user_text = clean_turn(user_text)
         turns = [*self.context_in_use(), user_text] if self.context_turns > 0 else []
         pieces: list[str] = []
+        self.candidates = []
         try:
             for piece in generate_reply(
-                self.model, self.tokenizer, turns, context_turns=self.context_turns,
-                max_length=self.max_length, temperature=self.temperature, top_k=self.top_k,
-                top_p=self.top_p, beam=self.beam, generator=self.generator, device=self.loaded.device,
-                repetition_guard=self.repetition_guard,
+                self.model, self.tokenizer, turns, context_turns=self.context_turns, decoding=decoding,
+                generator=self.generator, device=self.loaded.device, candidates=self.candidates,
             ):
                 pieces.append(piece)
                 yield piece
@@ -81,6 +104,18 @@ class ChatSession:
     def reply(self, user_text: str) -> str:
         return "".join(self.reply_stream(user_text))
 
+    def describe(self) -> str:
+        return self.decoding().describe()
+
+
+def format_candidates(candidates: list[Candidate], limit: int = 10) -> list[str]:
+    """The N-best of the last reply, best first: rank score, log p given the context, log p of the first
+    tokens given none (the anti-LM term), words and text."""
+    lines = [f"{'#':>2} {'score':>7} {'log p':>7} {'prior':>7} {'words':>5}  reply"]
+    for i, c in enumerate(candidates[:limit], start=1):
+        lines.append(f"{i:>2} {c.score:>7.2f} {c.logp:>7.2f} {c.prior:>7.2f} {c.words:>5}  {c.text or '(empty)'}")
+    return lines
+
 
 # -- the REPL --------------------------------------------------------------------------
 
@@ -89,6 +124,10 @@ HELP = """commands:
   /temp X       sampling temperature (0 = greedy)
   /context N    how many previous turns the model reads (the model's default: {default})
   /beam N       beam search with N beams (0 = sample)
+  /mmi X        anti-LM weight: take X * log p(reply | no context) off each reply's first tokens (0 = off)
+  /min N        no reply shorter than N words (0 = off)
+  /nbest        the candidates the last reply was chosen from, with their scores
+  /settings     the decoding in use
   /help         this help
   /quit         leave (or Ctrl-D)"""
 
@@ -108,8 +147,8 @@ def _command(session: ChatSession, line: str, err) -> bool:
         elif name in ("temp", "temperature"):
             value = float(arg)
             validate_chat_options(value, 0, 1.0, 0, 1, None)
-            session.temperature = value
-            err.write(f"(temperature {value:g})\n")
+            session.temperature, session.beam = value, 0  # a temperature asks for sampling
+            err.write(f"(sampling, temperature {value:g})\n")
         elif name == "context":
             value = int(arg)
             validate_chat_options(0.0, 0, 1.0, 0, 1, value)
@@ -120,10 +159,25 @@ def _command(session: ChatSession, line: str, err) -> bool:
             validate_chat_options(0.0, 0, 1.0, value, 1, None)
             session.beam = value
             err.write(f"(beam search, {value} beams)\n" if value else "(sampling)\n")
+        elif name == "mmi":
+            value = float(arg)
+            validate_chat_options(0.0, 0, 1.0, 0, 1, None, mmi=value)
+            session.mmi = value
+            err.write(f"(anti-LM weight {value:g})\n")
+        elif name == "min":
+            value = int(arg)
+            validate_chat_options(0.0, 0, 1.0, 0, 1, None, min_words=value)
+            session.min_words = value
+            err.write(f"(replies of at least {value} words)\n" if value else "(no minimum length)\n")
+        elif name == "nbest":
+            err.write("\n".join(format_candidates(session.candidates)) + "\n" if session.candidates
+                      else "(no reply yet)\n")
+        elif name == "settings":
+            err.write(f"({session.describe()})\n")
         else:
             err.write(f"unknown command /{name}; /help lists them\n")
     except ValueError:
-        err.write(f"/{name} needs a number, e.g. /{name} {'0.7' if name.startswith('temp') else '3'}\n")
+        err.write(f"/{name} needs a number, e.g. /{name} {'0.5' if name in ('temp', 'mmi') else '3'}\n")
     except CharnnError as e:
         err.write(f"{e}\n")
     err.flush()
@@ -135,17 +189,22 @@ def run_chat_repl(args) -> int:
     from charnn.runtime.device import set_cpu_threads
     from charnn.runtime.loading import load_model
 
-    validate_chat_options(args.temp, args.top_k, args.top_p, args.beam, args.max_length, args.context)
+    default = default_decoding(args.max_length)
+    validate_chat_options(default.temperature if args.temp is None else args.temp, args.top_k, args.top_p,
+                          args.beam or 0, args.max_length, args.context,
+                          default.mmi if args.mmi is None else args.mmi,
+                          default.min_words if args.min_length is None else args.min_length)
     set_cpu_threads()
     loaded = load_model(args.checkpoint, "chat", args.device)
     session = ChatSession(loaded, context_turns=args.context, temperature=args.temp, top_k=args.top_k,
-                          top_p=args.top_p, beam=args.beam, max_length=args.max_length, seed=args.seed)
+                          top_p=args.top_p, beam=args.beam, max_length=args.max_length, seed=args.seed,
+                          mmi=args.mmi, min_words=args.min_length)
     out, err = sys.stdout, sys.stderr
     interactive = sys.stdin.isatty()
     if interactive:
         params = sum(p.numel() for p in loaded.model.parameters())
         err.write(f"chat model {loaded.path} ({params:,} parameters, reads the last "
-                  f"{session.context_turns} turns). Type /help for commands, /quit to leave.\n")
+                  f"{session.context_turns} turns; {session.describe()}). Type /help for commands, /quit to leave.\n")
     while True:
         try:
             line = input("you> ") if interactive else sys.stdin.readline()

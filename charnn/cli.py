@@ -15,6 +15,7 @@ import threading
 from charnn import __version__
 from charnn.config import parse_duration
 from charnn.errors import CharnnError
+from charnn.presets import CHAT_DECODING
 
 DEFAULTS_NOTE = "defaults suit a CPU; on a GPU try --hidden 1024 --batch-size 128"
 
@@ -158,8 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("chat", help="talk to a seq2seq chat model")
     _add_sampling(p)
+    p.set_defaults(temp=None)  # chat's default decoding is beam search; --temp alone asks for sampling
     p.add_argument("--context", type=int, default=None, help="previous turns the model reads")
-    p.add_argument("--beam", type=int, default=0, help="beam search width (0 = sample)")
+    p.add_argument("--beam", type=int, default=None,
+                   help=f"beam search width (0 = sample; default {CHAT_DECODING['beam']}; --temp alone samples)")
+    p.add_argument("--mmi", type=float, default=None,
+                   help=f"anti-LM weight: score a reply's first tokens by log p(reply | context) - MMI x "
+                        f"log p(reply | no context), against generic replies (0 = off; default {CHAT_DECODING['mmi']:g})")
+    p.add_argument("--min-length", type=int, default=None,
+                   help=f"no reply shorter than this many words (0 = off; default {CHAT_DECODING['min_words']})")
     p.add_argument("--max-length", type=int, default=200, help="longest reply in tokens")
 
     _add_inspect(sub)
@@ -349,10 +357,23 @@ def cmd_eval(args) -> int:
         raise CharnnError("--max-tokens must be 0 (the whole text) or more.")
     result = evaluate_file(checkpoint_arg(args.checkpoint), args.text, device=args.device, encoding=args.encoding,
                            errors=args.errors, max_tokens=args.max_tokens)
+    if "hits_at_1" in result and str(result.get("scored", "")).startswith("the held-out"):
+        from pathlib import Path
+
+        from charnn.runtime.runs import record_scores
+
+        recorded = record_scores(Path(result["checkpoint"]), {"reply_bpc": result["bits_per_char"],
+                                 "hits_at_1": result["hits_at_1"], "hits_at_1_pmi": result["hits_at_1_pmi"]})
+        if recorded is not None:
+            print(f"charnn: reply bits/char and hits@1 recorded in {recorded}", file=sys.stderr)
     if args.json:
         import json
 
         print(json.dumps(result))
+    elif "decodings" in result:
+        from charnn.scoring.evaluate import format_chat_eval
+
+        print("\n".join(format_chat_eval(result)))
     else:
         for key, value in result.items():
             print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
@@ -378,9 +399,13 @@ def cmd_models(args) -> int:
         corpus = os.path.basename(r.corpus or "")
         return (f"{r.name:<36} {r.mode:<5} {r.tokenizer or '?':<8} {r.size:<9} "
                 f"{fmt_count(r.parameters or 0):>7} {r.step or 0:>7} {score_cell(r.held_out_bpc, r.best_val_bpc):>8}"
-                f"  {corpus}")
+                f" {hits(r):>11}  {corpus}")
 
-    header = f"{'run':<36} {'mode':<5} {'tokens':<8} {'size':<9} {'params':>7} {'steps':>7} {'val bpc':>8}  corpus"
+    def hits(r: RunRecord) -> str:  # a chat model's, once `charnn eval` has measured them
+        return f"{r.hits_at_1:.3f}/{r.hits_at_1_pmi or 0:.3f}" if r.hits_at_1 is not None else ""
+
+    header = (f"{'run':<36} {'mode':<5} {'tokens':<8} {'size':<9} {'params':>7} {'steps':>7} {'val bpc':>8} "
+              f"{'hits@1/pmi':>11}  corpus")
     if runs:
         print(header)
         for r in runs:

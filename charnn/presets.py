@@ -34,6 +34,8 @@ CHAT_DEFAULTS = {"layers": 1, "hidden": 256, "dropout": 0.0, "batch_size": 32, "
 # chat replies learn several times faster from subwords than from characters in the same time
 CHAT_TOKENIZER = "bpe"
 SUBWORD_VOCAB_SIZE = 1000
+# how `charnn chat` decodes a reply (charnn.decoding.replies.Decoding); measured in benchmarks/README.md
+CHAT_DECODING = {"beam": 0, "mmi": 0.5, "mmi_tokens": 5, "min_words": 3, "temperature": 0.8}
 
 
 # the widths an automatic CPU run chooses from, and how much it must read to be worth its width

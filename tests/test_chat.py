@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import math
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from charnn.errors import CharnnError
 from charnn.runtime.loading import load_model
 from tests.test_seq2seq import write_synthetic
 
+PLAIN = {"mmi": 0.0, "min_words": 0}  # the decoding guards off: exact replies of the toy model
 CHAT_ARGS = ["--mode", "chat", "--tokenizer", "char", "--layers", "1", "--hidden", "64", "--batch-size", "16", "--seq-len", "32",
              "--threads", "1", "--sample-length", "20", "--lr", "1e-2", "--warmup", "10"]
 
@@ -79,7 +81,7 @@ def test_generate_on_a_chat_checkpoint_says_it_is_the_wrong_kind(chat_run, capsy
 def test_replies_depend_on_what_was_said_before(loaded):
     answers = {}
     for thing in ("cats", "hats", "figs"):
-        session = ChatSession(loaded, temperature=0.0, max_length=20)
+        session = ChatSession(loaded, temperature=0.0, max_length=20, **PLAIN)
         session.reply(f"{thing} please")
         answers[thing] = session.reply("what?")
     assert answers == {"cats": "cats", "hats": "hats", "figs": "figs"}
@@ -145,7 +147,7 @@ def test_sampling_is_reproducible_with_a_seed(loaded):
     unsure = dataclasses.replace(loaded, model=flat)
 
     def talk(seed):
-        session = ChatSession(unsure, temperature=1.0, seed=seed, max_length=30)
+        session = ChatSession(unsure, temperature=1.0, seed=seed, max_length=30, **PLAIN)
         return [session.reply("dogs please"), session.reply("hmm")]
 
     assert talk(3) == talk(3)
@@ -153,7 +155,7 @@ def test_sampling_is_reproducible_with_a_seed(loaded):
 
 
 def test_session_keeps_history_streams_and_resets(loaded):
-    session = ChatSession(loaded, temperature=0.0, max_length=20)
+    session = ChatSession(loaded, temperature=0.0, max_length=20, **PLAIN)
     assert session.context_turns == loaded.model.config.context_turns == 3
     pieces = list(session.reply_stream("goats please"))
     assert session.history == ["goats please", "".join(pieces)]
@@ -179,11 +181,12 @@ def test_a_reply_cut_off_by_its_reader_is_still_recorded(loaded):
 def test_repl_reads_piped_lines_and_commands(chat_run, monkeypatch, capsys):
     lines = "figs please\n/temp 0\n/context 3\nwhat?\n/beam 2\n/context x\n/reset\n/bogus\nhi\n/quit\nnever\n"
     monkeypatch.setattr("sys.stdin", io.StringIO(lines))
-    assert main(["chat", "-c", str(chat_run["ckpt"]), "--seed", "1", "--max-length", "20"]) == 0
+    assert main(["chat", "-c", str(chat_run["ckpt"]), "--seed", "1", "--max-length", "20", "--mmi", "0",
+                 "--min-length", "0"]) == 0
     out, err = capsys.readouterr()
     replies = out.splitlines()
     assert len(replies) == 3 and replies[1] == "figs"
-    assert "(temperature 0)" in err and "(beam search, 2 beams)" in err and "(conversation cleared)" in err
+    assert "(sampling, temperature 0)" in err and "(beam search, 2 beams)" in err and "(conversation cleared)" in err
     assert "/context needs a number" in err and "unknown command /bogus" in err
 
 
@@ -196,7 +199,17 @@ def test_eval_on_a_chat_checkpoint_shows_that_context_helps(chat_run, capsys):
     # every turn but the first of each conversation (which has no context either way) gains from it
     assert result["replies_more_likely_with_context"] >= 0.7
     assert 0 < result["distinct_1"] <= 1 and 0 < result["distinct_2"] <= 1
-    assert " -> " in result["example_1"] and "real reply" in result["example_1"]
+    # the toy model's last reply repeats the first turn: ranked by PMI it is found far above chance (0.05)
+    assert result["ranked"] == 90 and result["hits_at_1_pmi"] > 0.3
+    assert list(result["decodings"]) == ["default", "sampling", "beam 5"]
+    for entry in result["decodings"].values():
+        for where in ("contexts", "openers"):
+            assert 0 <= entry[where]["short_share"] <= 1 and entry[where]["mean_words"] > 0
+    assert any("(real reply: " in line for line in result["examples"])
+    # the headline figures land in the run's record, where `charnn models` lists them
+    record = json.loads((chat_run["run"] / "run.json").read_text())
+    assert record["hits_at_1"] == result["hits_at_1"] and record["reply_bpc"] == result["bits_per_char"]
+
 
 
 def test_eval_of_a_malformed_dialogue_file_names_the_line(chat_run, tmp_path, capsys):
@@ -218,3 +231,133 @@ def test_chat_mode_defaults_to_subword_tokens_and_lm_mode_to_characters(tmp_path
     assert char.tokenizer.kind == "char" and char.train.seq_len == 160
     lm = settings_from_args(build_parser().parse_args(["train", str(corpus)]))
     assert lm.tokenizer.kind == "char"
+
+
+def test_no_reply_ends_before_the_minimum_number_of_words(loaded):
+    from charnn.decoding.replies import Decoding
+
+    model, tok = copy.deepcopy(loaded.model), loaded.tokenizer
+    with torch.no_grad():  # a model that would end every reply at once, and otherwise says "a" or " "
+        model.head.bias.zero_()
+        model.head.weight.zero_()
+        model.head.bias[model.config.eos_id] = 50.0
+        model.head.bias[tok.encode("a")[0]] = 5.0
+        model.head.bias[tok.encode(" ")[0]] = 5.0
+    assert "".join(generate_reply(model, tok, ["hi"], decoding=Decoding(temperature=1.0))) == ""
+    for seed in range(5):
+        gen = torch.Generator().manual_seed(seed)
+        reply = "".join(generate_reply(model, tok, ["hi"], generator=gen, decoding=Decoding(min_words=2)))
+        assert len(reply.split()) == 2, reply  # ends as soon as the second word has begun
+    assert len("".join(generate_reply(model, tok, ["hi"], decoding=Decoding(beam=3, min_words=3))).split()) == 3
+
+
+def test_the_anti_lm_takes_the_reply_prior_off_each_first_token(loaded):
+    """Greedy with MMI picks argmax log p(t | context) - mmi * log p(t | no context), for the first tokens."""
+    from charnn.decoding.replies import Decoding, encode_context
+
+    model, tok = loaded.model, loaded.tokenizer
+    cfg = model.config
+    turns = ["cats please", "ok", "what?"]
+    with torch.no_grad():
+        bos = torch.tensor([[cfg.bos_id]])
+        given = torch.log_softmax(model.decode(encode_context(model, tok, turns, None, "cpu"), bos)[0][0, -1], -1)
+        alone = torch.log_softmax(model.decode(encode_context(model, tok, [], 0, "cpu"), bos)[0][0, -1], -1)
+    for mmi in (0.0, 0.5, 2.0):
+        score = given - mmi * alone
+        score[[cfg.pad_id, cfg.bos_id, cfg.sep_id]] = float("-inf")
+        first = int(score.argmax())
+        found = []
+        for _ in generate_reply(model, tok, turns, decoding=Decoding(temperature=0.0, mmi=mmi, mmi_tokens=1,
+                                                                      mmi_floor=0.0), candidates=found):
+            pass
+        assert (found[0].ids[:1] or [cfg.eos_id]) == [first]
+        assert found[0].prior == pytest.approx(float(alone[first]) if mmi else 0.0, abs=1e-4)
+    # with a floor, however strong the anti-LM, the first token stays among the plausible ones
+    found = []
+    for _ in generate_reply(model, tok, turns, decoding=Decoding(temperature=0.0, mmi=2.0, mmi_floor=0.1),
+                            candidates=found):
+        pass
+    first = found[0].ids[0] if found[0].ids else cfg.eos_id
+    assert float(given[first]) >= float(given.max()) + math.log(0.1) - 1e-5
+
+
+def test_beam_candidates_carry_their_true_log_probabilities_and_are_ranked(loaded):
+    from charnn.decoding.replies import Decoding, reply_candidates
+    from charnn.models.seq2seq import context_ids
+
+    model, tok = loaded.model, loaded.tokenizer
+    cfg = model.config
+    turns = ["figs please", "ok", "what?"]
+    found = reply_candidates(model, tok, turns, Decoding(beam=4, mmi=0.5, mmi_tokens=3, max_length=20))
+    assert len(found) >= 2 and [c.score for c in found] == sorted((c.score for c in found), reverse=True)
+    ctx = torch.tensor([context_ids([tok.encode(t) for t in turns], cfg)])
+    for c in found:
+        rin = torch.tensor([[cfg.bos_id, *c.ids]])
+        with torch.no_grad():
+            logits, _ = model(ctx, torch.tensor([ctx.size(1)]), rin)
+        logp = torch.log_softmax(logits[0].float(), -1)
+        targets = [*c.ids, cfg.eos_id] if c.ended else c.ids
+        assert c.logp == pytest.approx(float(sum(logp[i, t] for i, t in enumerate(targets))), abs=1e-3)
+        assert c.text == tok.decode(c.ids).strip()
+
+
+def test_repl_sets_the_anti_lm_weight_minimum_length_and_shows_the_n_best(chat_run, monkeypatch, capsys):
+    lines = "/mmi 0.25\n/min 2\n/beam 3\n/settings\n/nbest\nfigs please\n/nbest\n/mmi 9\n/min x\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+    assert main(["chat", "-c", str(chat_run["ckpt"]), "--max-length", "20"]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 1 and out.strip()
+    assert "(anti-LM weight 0.25)" in err and "(replies of at least 2 words)" in err
+    assert "(beam 3 · mmi 0.25 · min 2 words)" in err and "(no reply yet)" in err
+    assert " score " in err and "--mmi must be between" in err and "/min needs a number" in err
+
+
+def test_chat_flags_default_to_the_measured_decoding_and_a_temperature_means_sampling(loaded):
+    from charnn.decoding.replies import default_decoding
+
+    default = default_decoding()
+    session = ChatSession(loaded)
+    assert (session.beam, session.mmi, session.min_words) == (default.beam, default.mmi, default.min_words)
+    assert ChatSession(loaded, temperature=0.5).beam == 0
+    with pytest.raises(CharnnError, match="--min-length"):
+        ChatSession(loaded, min_words=-1)
+
+
+def test_hits_at_1_counts_the_real_reply_ranked_first_and_reply_stats_measure_dullness():
+    import numpy as np
+
+    from charnn.scoring.chat_quality import Ranking, reply_stats
+
+    given = np.array([[1.0, 2.0, 3.0], [5.0, 1.0, 4.0]])
+    alone = np.array([[3.0, 2.0, 3.0], [9.0, 1.0, 4.0]])
+    ranking = Ranking(given, alone)
+    assert ranking.hits_at_1() == 0.5 and ranking.hits_at_1(1.0) == 1.0
+    stats = reply_stats(["Hi!", "hi!", "i like cats a lot", "i like dogs"])
+    assert stats["short_share"] == 0.5 and stats["top_share"] == 0.5
+    assert stats["mean_words"] == pytest.approx(10 / 4) and stats["distinct_1"] == pytest.approx(8 / 10)
+    assert stats["distinct_2"] == pytest.approx(5 / 6)
+
+
+def test_ranking_scores_each_pair_as_an_unbatched_forward_pass(loaded, chat_run):
+    import numpy as np
+
+    from charnn.scoring.chat_quality import rank_replies
+    from charnn.text.chat_batches import DialogueExamples
+    from charnn.text.dialogue import read_dialogues
+
+    model, cfg = loaded.model, loaded.model.config
+    examples = DialogueExamples(read_dialogues(str(chat_run["corpus"]))[:20], loaded.tokenizer, cfg)
+    ranking = rank_replies(model, examples, torch.device("cpu"), n=30, candidates=5, seed=1, batch=7, bf16=False)
+    assert ranking.given.shape == (30, 5)
+    from charnn.scoring.chat_quality import _draw
+
+    picked, cand = _draw(examples, 30, 5, 1)
+    for i, j in ((0, 0), (3, 2), (29, 4)):
+        ctx, lengths, _, _ = examples.batch(picked[[i]])
+        _, _, rin, tgt = examples.batch(picked[[cand[i, j]]])
+        with torch.no_grad():
+            logits, _ = model(torch.from_numpy(ctx), torch.from_numpy(lengths), torch.from_numpy(rin))
+        nats = torch.nn.functional.cross_entropy(logits[0].float(), torch.from_numpy(tgt[0]), ignore_index=0,
+                                                 reduction="sum")
+        assert ranking.given[i, j] == pytest.approx(float(nats), rel=1e-4)
+    assert np.all(ranking.alone[:, 0] > 0)

@@ -440,6 +440,13 @@ async def test_chat_streams_a_reply_shows_context_and_takes_keys(charnn_home, tm
         await pilot.press("escape", "minus", "right_square_bracket")
         assert screen.session.temperature == pytest.approx(0.7)
         assert screen.session.context_turns == screen.session.default_context_turns + 1
+        mmi, min_words = screen.session.mmi, screen.session.min_words
+        await pilot.press("b", "a", "n", "c")
+        assert screen.session.beam == 5 and screen.session.mmi != mmi and screen.session.min_words != min_words
+        panel = screen.query_one("#context-panel")
+        assert "candidates" in panel.border_title and " score " in str(panel.render())  # the last reply's n-best
+        await pilot.press("c")
+        assert panel.border_title == "context the model reads"
         await pilot.press("r")
         assert screen.session.history == [] and not list(screen.query(ChatMessage))
 

@@ -1,16 +1,24 @@
-"""Decoding a chat model's reply: sampled, greedy or beam search, with a repetition guard.
+"""Decoding a chat model's reply: sampled, greedy or beam search, with guards against dull replies.
 
 ``generate_reply`` turns the recent turns into a reply, streamed as text
 pieces: greedy (temperature 0), sampled (temperature, top-k, top-p, via
 ``charnn.decoding.sampling``) or beam search with length normalisation; all
-stop at <eos> or the maximum length, and a repetition guard forbids repeating
-a long-enough run of tokens within one reply (the usual failure of small chat
-models: "i am good i am good i am good ...").
+stop at <eos> or the maximum length. Small chat models fall into three
+ruts, each with its guard here:
+
+* repeating themselves ("i am good i am good ..."): a no-repeat-n-gram guard;
+* the reply prior ("Hi!" to anything; the decoder learns what replies look like
+  and beam search finds its peak): MMI-antiLM (Li et al. 2016), each of the first
+  ``mmi_tokens`` tokens scored log p(t | context) - mmi * log p(t | no context), the
+  second term from the same decoder given an empty context; beam N-best lists are
+  reranked by that score, length and repetition;
+* stopping at once: a minimum reply length in words (<eos> is forbidden before it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from charnn.decoding.sampling import next_token, stream_text, validate_sampling
@@ -23,6 +31,10 @@ if TYPE_CHECKING:
 
 REPEAT_CHARS = 24  # the guard forbids repeating any run of this many characters within a reply
 LENGTH_PENALTY = 0.7  # beam scores are divided by ((5 + length) / 6) ** this (Wu et al. 2016)
+MMI_TOKENS = 5  # the anti-LM term counts over a reply's first this many tokens (Li et al.'s gamma)
+# the anti-LM only reorders tokens at least this likely relative to the likeliest: unchecked, it promotes
+# subword fragments that never start a reply ("aybe") because their context-free probability is tiny
+MMI_FLOOR = 0.02
 
 
 def repeat_ngram(tokenizer: Tokenizer) -> int:
@@ -58,6 +70,87 @@ class RepetitionGuard:
         return other
 
 
+@dataclass
+class Decoding:
+    """How a reply is decoded: sampled (``beam`` 0; temperature 0 is greedy) or by beam search,
+    with the anti-LM weight ``mmi``, a minimum length in words and the rerank terms of the N-best."""
+
+    temperature: float = 0.8
+    top_k: int = 0
+    top_p: float = 1.0
+    beam: int = 0
+    mmi: float = 0.0  # lambda: how much of log p(reply | no context) is taken off
+    mmi_tokens: int = MMI_TOKENS
+    mmi_floor: float = MMI_FLOOR
+    min_words: int = 0  # <eos> is forbidden until the reply has this many words
+    max_length: int = 200
+    repetition_guard: bool = True
+    length_bonus: float = 0.0  # rerank: added per word of the reply, up to LONG_REPLY words
+    repeat_penalty: float = 0.0  # rerank: taken off per word that repeats an earlier one
+
+    def describe(self) -> str:
+        how = f"beam {self.beam}" if self.beam else ("greedy" if self.temperature <= 0 else
+                                                   f"sampling temp {self.temperature:g}")
+        extras = [f"mmi {self.mmi:g}" if self.mmi else "", f"min {self.min_words} words" if self.min_words else ""]
+        return " · ".join([how, *(e for e in extras if e)])
+
+
+LONG_REPLY = 12  # the rerank's length bonus stops growing at this many words
+
+
+def default_decoding(max_length: int = 200) -> Decoding:
+    """``charnn chat``'s decoding, chosen on measured figures (benchmarks/README.md, "Chat decoding")."""
+    from charnn.presets import CHAT_DECODING
+
+    return Decoding(max_length=max_length, **CHAT_DECODING)
+
+
+def standard_decodings(max_length: int = 200) -> dict[str, Decoding]:
+    """The decodings every chat evaluation compares, the default first: it, the old sampling default, beam 5."""
+    return {"default": default_decoding(max_length), "sampling": Decoding(temperature=0.8, max_length=max_length),
+            "beam 5": Decoding(beam=5, max_length=max_length)}
+
+
+@dataclass
+class Candidate:
+    """One decoded reply and its scores (nats): log p(reply | context), log p(first tokens | no context)."""
+
+    ids: list[int]
+    logp: float
+    prior: float = 0.0
+    ended: bool = True  # closed by <eos> (else cut at the maximum length)
+    words: int = 0
+    score: float = 0.0  # what the N-best is ranked by (higher is better)
+    text: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+class WordCounter:
+    """Words (runs of non-space characters) in a growing reply, from each token's text."""
+
+    def __init__(self, tokenizer: Tokenizer):
+        texts = [b.decode("utf-8", errors="ignore") for b in tokenizer.token_bytes]
+        self.after_space = [self._starts(t, True) for t in texts]
+        self.after_word = [self._starts(t, False) for t in texts]
+        self.ends_space = [None if not t else t[-1].isspace() for t in texts]
+
+    @staticmethod
+    def _starts(text: str, after_space: bool) -> int:
+        count, space = 0, after_space
+        for ch in text:
+            if not ch.isspace() and space:
+                count += 1
+            space = ch.isspace()
+        return count
+
+    def step(self, state: tuple[int, bool], token: int) -> tuple[int, bool]:
+        """(words so far, last character a space) after ``token``; start from (0, True)."""
+        words, space = state
+        words += self.after_space[token] if space else self.after_word[token]
+        ends = self.ends_space[token]
+        return words, space if ends is None else ends
+
+
 def encode_context(model, tokenizer: Tokenizer, turns: Sequence[str], context_turns: int | None, device):
     """The encoder's memory for the last ``context_turns`` turns (the model's default when None)."""
     import torch
@@ -73,115 +166,249 @@ def encode_context(model, tokenizer: Tokenizer, turns: Sequence[str], context_tu
     return model.encode(x, torch.tensor([len(ids)], device=device))
 
 
+class PriorStep:
+    """log p(next token | no context) beside the real decoder, for the anti-LM term: the same decoder
+    reading an empty context (a lone <sep>, as training's context-free replies)."""
+
+    def __init__(self, model, device):
+        self.model = model
+        self.memory = encode_context(model, None, [], 0, device)
+        self.state = None
+
+    def __call__(self, tokens, rows=None):
+        """Log-probabilities (B x V) after ``tokens`` (B x 1); ``rows`` picks the surviving beams first."""
+        import torch
+
+        if rows is not None and self.state is not None:
+            self.state = (self.state[0][:, rows], self.state[1][:, rows])
+        mem = self.memory.select(torch.zeros(tokens.size(0), dtype=torch.long, device=tokens.device))
+        logits, self.state = self.model.decode(mem, tokens, self.state)
+        return torch.log_softmax(logits[:, -1, :].float(), dim=-1)
+
+
+def anti_lm(logp, prior, mmi: float, floor: float):
+    """log p(t | context) - mmi * log p(t | no context) for the plausible tokens (within ``floor`` of the
+    likeliest, per row), -inf for the rest; a floor of 0 keeps every token."""
+    import math
+
+    import torch
+
+    scores = logp - mmi * prior
+    if floor > 0:
+        cut = logp.max(dim=-1, keepdim=True).values + math.log(floor)
+        scores = torch.where(logp >= cut, scores, torch.full_like(scores, float("-inf")))
+    return scores
+
+
+def _masked_logp(model, memory, tok, state):
+    import torch
+
+    cfg = model.config
+    logits, state = model.decode(memory, tok, state)
+    logp = torch.log_softmax(logits[:, -1, :].float(), dim=-1)
+    logp[:, [cfg.pad_id, cfg.bos_id, cfg.sep_id]] = float("-inf")
+    return logp, state
+
+
 def sample_ids(model, memory, max_length: int, temperature: float = 0.8, top_k: int = 0, top_p: float = 1.0,
-               generator: torch.Generator | None = None, guard: RepetitionGuard | None = None) -> Iterator[int]:
-    """Reply ids one at a time (temperature 0: greedy), stopping before <eos>."""
+               generator: torch.Generator | None = None, guard: RepetitionGuard | None = None, *,
+               mmi: float = 0.0, mmi_tokens: int = MMI_TOKENS, min_words: int = 0,
+               words: WordCounter | None = None, found: list[Candidate] | None = None,
+               mmi_floor: float = MMI_FLOOR) -> Iterator[int]:
+    """Reply ids one at a time (temperature 0: greedy), stopping before <eos>; the finished reply is
+    appended to ``found`` as a ``Candidate``. With ``mmi``, the first ``mmi_tokens`` draws are from
+    log p(t | context) - mmi * log p(t | no context)."""
     import torch
 
     cfg = model.config
     device = memory.values.device
     tok = torch.tensor([[cfg.bos_id]], device=device)
-    state = None
-    for _ in range(max_length):
-        logits, state = model.decode(memory, tok, state)
-        last = logits[:, -1, :].float()
-        last[:, [cfg.pad_id, cfg.bos_id, cfg.sep_id]] = float("-inf")
-        if guard is not None:
-            banned = guard.banned() - {cfg.eos_id}
-            if banned:
-                last[:, list(banned)] = float("-inf")
-        nxt = int(next_token(last, temperature, top_k, top_p, generator).item())
+    prior = PriorStep(model, device) if mmi else None
+    state, ids, logp_sum, prior_sum, count, ended = None, [], 0.0, 0.0, (0, True), False
+    for step in range(max_length):
+        logp, state = _masked_logp(model, memory, tok, state)
+        scores = logp.clone()
+        if prior is not None and step < mmi_tokens:
+            p = prior(tok)
+            scores = anti_lm(logp, p, mmi, mmi_floor)
+        if guard is not None and (banned := guard.banned() - {cfg.eos_id}):
+            scores[:, list(banned)] = float("-inf")
+        if words is not None and count[0] < min_words:
+            scores[:, cfg.eos_id] = float("-inf")
+        if not torch.isfinite(scores).any():
+            break
+        nxt = int(next_token(scores, temperature, top_k, top_p, generator).item())
+        logp_sum += float(logp[0, nxt])
+        if prior is not None and step < mmi_tokens:
+            prior_sum += float(p[0, nxt])
         if nxt == cfg.eos_id:
-            return
+            ended = True
+            break
         if guard is not None:
             guard.add(nxt)
+        if words is not None:
+            count = words.step(count, nxt)
+        ids.append(nxt)
         yield nxt
         tok = torch.tensor([[nxt]], device=device)
+    if found is not None:
+        found.append(Candidate(ids, logp_sum, prior_sum, ended, count[0]))
 
 
-def beam_search(model, memory, beam: int, max_length: int, repeat_n: int = 0,
-                length_penalty: float = LENGTH_PENALTY) -> list[int]:
-    """The best reply by beam search, scores normalised by length; ends at <eos> or ``max_length``."""
+def _length_norm(length: int, length_penalty: float) -> float:
+    return ((5.0 + length) / 6.0) ** length_penalty
+
+
+@dataclass
+class _Hypothesis:
+    ids: list[int]
+    logp: float
+    prior: float
+    guard: RepetitionGuard
+    count: tuple[int, bool]
+
+    def score(self, mmi: float) -> float:
+        return self.logp - mmi * self.prior
+
+
+def beam_candidates(model, memory, beam: int, max_length: int, repeat_n: int = 0,
+                    length_penalty: float = LENGTH_PENALTY, *, mmi: float = 0.0, mmi_tokens: int = MMI_TOKENS,
+                    min_words: int = 0, words: WordCounter | None = None,
+                    mmi_floor: float = MMI_FLOOR) -> list[Candidate]:
+    """The N-best of a beam search (unranked; see ``rerank``), each step scored by
+    log p(t | context) - mmi * log p(t | no context) over the first ``mmi_tokens`` tokens."""
     import torch
 
     cfg = model.config
     device = memory.values.device
-    alive: list[tuple[list[int], float, RepetitionGuard]] = [([], 0.0, RepetitionGuard(repeat_n))]
-    finished: list[tuple[float, list[int]]] = []
-    mem = memory
-    state = None
+    alive = [_Hypothesis([], 0.0, 0.0, RepetitionGuard(repeat_n), (0, True))]
+    finished: list[tuple[float, Candidate]] = []
+    prior = PriorStep(model, device) if mmi else None
+    state, rows = None, None
     tok = torch.tensor([[cfg.bos_id]], device=device)
-
-    def norm(logp: float, length: int) -> float:
-        return logp / (((5.0 + length) / 6.0) ** length_penalty)
-
+    mem = memory
     for step in range(max_length + 1):
-        logits, state = model.decode(mem, tok, state)
-        logp = torch.log_softmax(logits[:, -1, :].float(), dim=-1)
-        logp[:, [cfg.pad_id, cfg.bos_id, cfg.sep_id]] = float("-inf")
+        logp, state = _masked_logp(model, mem, tok, state)
+        p = prior(tok, rows) if prior is not None and step < mmi_tokens else None
+        scores = anti_lm(logp, p, mmi, mmi_floor) if p is not None else logp.clone()
         if step == max_length:  # out of room: every hypothesis must end here
-            keep = logp[:, cfg.eos_id].clone()
-            logp.fill_(float("-inf"))
-            logp[:, cfg.eos_id] = keep
-        for row, (_, _, guard) in enumerate(alive):
-            banned = guard.banned() - {cfg.eos_id}
-            if banned:
-                logp[row, list(banned)] = float("-inf")
-        total = logp + torch.tensor([score for _, score, _ in alive], device=device).unsqueeze(1)
+            keep = scores[:, cfg.eos_id].clone()
+            scores.fill_(float("-inf"))
+            scores[:, cfg.eos_id] = keep
+        for row, hyp in enumerate(alive):
+            if banned := hyp.guard.banned() - {cfg.eos_id}:
+                scores[row, list(banned)] = float("-inf")
+            if words is not None and hyp.count[0] < min_words and step < max_length:
+                scores[row, cfg.eos_id] = float("-inf")
+        total = scores + torch.tensor([h.score(mmi) for h in alive], device=device).unsqueeze(1)
         flat = total.view(-1)
         k = min(2 * beam, int(torch.isfinite(flat).sum()))
         if k == 0:
             break
         top = torch.topk(flat, k)
         vocab = logp.size(-1)
-        candidates = []
-        for rank, (score, index) in enumerate(zip(top.values.tolist(), top.indices.tolist(), strict=True)):
+        chosen = []
+        for rank, (value, index) in enumerate(zip(top.values.tolist(), top.indices.tolist(), strict=True)):
             row, token = divmod(index, vocab)
+            h = alive[row]
+            step_prior = float(p[row, token]) if p is not None else 0.0
             if token == cfg.eos_id:
                 if rank < beam:  # an ending ranked below the beam would not have been kept
-                    finished.append((norm(score, len(alive[row][0]) + 1), alive[row][0]))
-            elif len(candidates) < beam:
-                candidates.append((row, token, score))
-        if len(finished) >= beam or not candidates:
+                    cand = Candidate(h.ids, h.logp + float(logp[row, token]), h.prior + step_prior, True, h.count[0])
+                    finished.append((value / _length_norm(len(h.ids) + 1, length_penalty), cand))
+            elif len(chosen) < beam:
+                guard = h.guard.copy()
+                guard.add(token)
+                nxt = _Hypothesis(h.ids + [token], h.logp + float(logp[row, token]), h.prior + step_prior, guard,
+                                  words.step(h.count, token) if words is not None else h.count)
+                chosen.append((row, token, nxt))
+        if len(finished) >= beam or not chosen:
             break
-        rows = torch.tensor([row for row, _, _ in candidates], device=device)
-        new_alive = []
-        for row, token, score in candidates:
-            guard = alive[row][2].copy()
-            guard.add(token)
-            new_alive.append((alive[row][0] + [token], score, guard))
-        alive = new_alive
+        rows = torch.tensor([row for row, _, _ in chosen], device=device)
+        alive = [h for _, _, h in chosen]
         mem = memory.select(torch.zeros(len(alive), dtype=torch.long, device=device))
         state = (state[0][:, rows], state[1][:, rows])
-        tok = torch.tensor([[t] for _, t, _ in candidates], device=device)
+        tok = torch.tensor([[t] for _, t, _ in chosen], device=device)
     if not finished:
-        finished = [(norm(score, len(ids)), ids) for ids, score, _ in alive]
-    return max(finished, key=lambda f: f[0])[1]
+        finished = [(h.score(mmi) / _length_norm(len(h.ids), length_penalty),
+                     Candidate(h.ids, h.logp, h.prior, False, h.count[0])) for h in alive]
+    for value, cand in finished:
+        cand.extra["beam"] = value
+    return [cand for _, cand in finished]
+
+
+def beam_search(model, memory, beam: int, max_length: int, repeat_n: int = 0,
+                length_penalty: float = LENGTH_PENALTY) -> list[int]:
+    """The best reply by plain beam search, scores normalised by length; ends at <eos> or ``max_length``."""
+    found = beam_candidates(model, memory, beam, max_length, repeat_n, length_penalty)
+    return max(found, key=lambda c: c.extra["beam"]).ids
+
+
+def rerank(candidates: list[Candidate], tokenizer: Tokenizer, decoding: Decoding,
+           length_penalty: float = LENGTH_PENALTY) -> list[Candidate]:
+    """The N-best, best first, by (log p(r|c) - mmi * log p(r|no context)) per normalised length,
+    plus ``length_bonus`` per word and minus ``repeat_penalty`` per repeated word (Li et al. 2016)."""
+    for c in candidates:
+        c.text = tokenizer.decode(c.ids).strip()
+        words = c.text.lower().split()
+        c.words = len(words)
+        base = (c.logp - decoding.mmi * c.prior) / _length_norm(len(c.ids) + c.ended, length_penalty)
+        c.score = (base + decoding.length_bonus * min(len(words), LONG_REPLY)
+                   - decoding.repeat_penalty * (len(words) - len(set(words))))
+    return sorted(candidates, key=lambda c: c.score, reverse=True)
+
+
+def reply_candidates(model, tokenizer: Tokenizer, turns: Sequence[str], decoding: Decoding, *,
+                     context_turns: int | None = None, generator: torch.Generator | None = None,
+                     device=None) -> list[Candidate]:
+    """Every candidate reply ``decoding`` weighs for ``turns``, best first (sampling: the one drawn)."""
+    found: list[Candidate] = []
+    for _ in generate_reply(model, tokenizer, turns, context_turns=context_turns, decoding=decoding,
+                            generator=generator, device=device, candidates=found):
+        pass
+    return found
 
 
 def generate_reply(model, tokenizer: Tokenizer, turns: Sequence[str], *, context_turns: int | None = None,
                    max_length: int = 200, temperature: float = 0.8, top_k: int = 0, top_p: float = 1.0,
                    beam: int = 0, generator: torch.Generator | None = None, device=None,
-                   repetition_guard: bool = True) -> Iterator[str]:
-    """The reply to the conversation ``turns`` (oldest first, the user's last), streamed as text pieces."""
+                   repetition_guard: bool = True, decoding: Decoding | None = None,
+                   candidates: list[Candidate] | None = None) -> Iterator[str]:
+    """The reply to the conversation ``turns`` (oldest first, the user's last), streamed as text pieces.
+
+    ``decoding`` (when given) replaces the sampling arguments; ``candidates`` receives what was weighed,
+    best first: a beam's reranked N-best, or the one sampled reply once it has ended."""
     import torch
 
+    d = decoding or Decoding(temperature=temperature, top_k=top_k, top_p=top_p, beam=beam, max_length=max_length,
+                             repetition_guard=repetition_guard)
     device = device if device is not None else next(model.parameters()).device
+    found = candidates if candidates is not None else []
     with torch.inference_mode():
         memory = encode_context(model, tokenizer, turns, context_turns, device)
-        n = repeat_ngram(tokenizer) if repetition_guard else 0
-        if beam and beam > 0:
-            ids: Iterator[int] = iter(beam_search(model, memory, beam, max_length, n))
+        n = repeat_ngram(tokenizer) if d.repetition_guard else 0
+        words = WordCounter(tokenizer) if d.min_words else None
+        options = {"mmi": d.mmi, "mmi_tokens": d.mmi_tokens, "mmi_floor": d.mmi_floor, "min_words": d.min_words,
+                   "words": words}
+        if d.beam > 0:
+            found.extend(rerank(beam_candidates(model, memory, d.beam, d.max_length, n, **options), tokenizer, d))
+            ids: Iterator[int] = iter(found[0].ids if found else [])
         else:
-            ids = sample_ids(model, memory, max_length, temperature, top_k, top_p, generator,
-                             RepetitionGuard(n) if n else None)
+            ids = sample_ids(model, memory, d.max_length, d.temperature, d.top_k, d.top_p, generator,
+                             RepetitionGuard(n) if n else None, found=found, **options)
         yield from stream_text(ids, tokenizer)
+        if not d.beam and found:
+            rerank(found, tokenizer, d)
 
 
 def validate_chat_options(temperature: float, top_k: int, top_p: float, beam: int, max_length: int,
-                          context_turns: int | None) -> None:
+                          context_turns: int | None, mmi: float = 0.0, min_words: int = 0) -> None:
     """Refuse settings no reply can be decoded with, in the words of ``charnn chat``'s flags."""
     validate_sampling(temperature, top_k, top_p)
+    if not 0.0 <= mmi <= 2.0:
+        raise CharnnError("--mmi must be between 0 (off) and 2.")
+    if not 0 <= min_words <= 100:
+        raise CharnnError("--min-length must be between 0 (off) and 100 words.")
     if beam < 0 or beam > 64:
         raise CharnnError("--beam must be between 0 (sample) and 64.")
     if max_length < 1 or max_length > 10_000:

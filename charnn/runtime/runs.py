@@ -12,7 +12,7 @@ from pathlib import Path
 
 from charnn import paths
 from charnn.errors import CharnnError
-from charnn.runtime.checkpoint import summary_path
+from charnn.runtime.checkpoint import summary_path, write_json_atomic
 
 CHECKPOINT_FILES = ("best.pt", "last.pt")  # the order a run's files are opened in
 
@@ -35,13 +35,17 @@ class RunRecord:
     step: int | None = None
     best_val_bpc: float | None = None
     held_out_bpc: float | None = None
+    reply_bpc: float | None = None  # chat: held-out reply bits/char with the context (`charnn eval`)
+    hits_at_1: float | None = None  # chat: the real reply ranked first among 20, by loss given the context
+    hits_at_1_pmi: float | None = None  # the same, by loss with the context minus loss without
     updated: float | None = None
     bundled: bool = False
 
     @classmethod
     def from_json(cls, data: dict, path: Path, bundled: bool = False) -> RunRecord:
         types = {"corpus": str, "tokenizer": str, "cell": str, "vocab_size": int, "layers": int, "hidden": int,
-                 "parameters": int, "step": int, "best_val_bpc": float, "held_out_bpc": float, "updated": float}
+                 "parameters": int, "step": int, "best_val_bpc": float, "held_out_bpc": float, "updated": float,
+                 "reply_bpc": float, "hits_at_1": float, "hits_at_1_pmi": float}
         values = {key: _typed(data.get(key), kind) for key, kind in types.items()}
         guess = ("chat" if "chat" in path.stem else "lm") if bundled else "lm"
         mode = data.get("mode") if data.get("mode") in ("lm", "chat") else guess
@@ -72,6 +76,32 @@ def _typed(value, kind: type):
     if kind is float and isinstance(value, int | float):
         return float(value)
     return value if isinstance(value, kind) else None
+
+
+CHAT_SCORES = ("reply_bpc", "hits_at_1", "hits_at_1_pmi")
+
+
+def record_scores(checkpoint: Path, scores: dict) -> Path | None:
+    """Add ``scores`` (a chat model's headline figures) to the record that lists ``checkpoint``: its run's
+    ``run.json`` when it is the file the run opens, or a built-in model's summary; the file written, or None."""
+    checkpoint = Path(checkpoint)
+    record = checkpoint.parent / "run.json"
+    if not (record.is_file() and run_checkpoint(checkpoint.parent) == checkpoint):
+        record = summary_path(checkpoint)
+        if not record.is_file():
+            return None
+    try:
+        data = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    data.update({k: float(v) for k, v in scores.items() if k in CHAT_SCORES and isinstance(v, int | float)})
+    try:
+        write_json_atomic(record, data)
+    except OSError:
+        return None
+    return record
 
 
 def run_checkpoint(run_dir: Path) -> Path | None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from charnn.errors import CharnnError
 from charnn.scoring import Score
 
 EVAL_CHARS = 200_000  # reply characters a chat model is scored on by default (a couple of thousand replies)
-N_SAMPLED = 100  # replies sampled for distinct-1/2
-N_EXAMPLES = 5
+N_CONTEXTS = 300  # held-out contexts each decoding replies to (besides the openers)
+N_RANKED = 500  # held-out replies ranked among 20 for hits@1
+N_EXAMPLES = 10
 
 
 def evaluate_file(spec: str, text_path: str, device: str = "auto", encoding: str = "utf-8",
@@ -53,17 +52,6 @@ def evaluate_lm_file(path, text_path: str, device: str = "auto", encoding: str =
     }
 
 
-def distinct_n(texts: Sequence[str], n: int) -> float:
-    """Distinct word n-grams over all n-grams of ``texts`` (Li et al. 2016)."""
-    grams, total = set(), 0
-    for text in texts:
-        words = text.split()
-        for i in range(len(words) - n + 1):
-            grams.add(tuple(words[i : i + n]))
-            total += 1
-    return len(grams) / total if total else 0.0
-
-
 def _held_out_conversations(loaded, text_path, encoding: str, errors: str) -> tuple[list, str]:
     """The conversations to score and what they are: only the held-out ones of the model's own corpus."""
     from charnn.text.corpus import check_readable, hash_file
@@ -78,39 +66,87 @@ def _held_out_conversations(loaded, text_path, encoding: str, errors: str) -> tu
     return conversations, "the whole file"
 
 
-def _sampled_replies(loaded, examples, seed: int) -> tuple[list[str], list[str]]:
-    """Replies sampled to held-out contexts spread over the file, and a few of them shown as exchanges."""
+def _exchange_picks(examples, n: int) -> list[int]:
+    """``n`` held-out examples with at least one context turn, spread evenly over the file."""
     import numpy as np
+
+    from charnn.scoring.chat_quality import with_context
+
+    pool = with_context(examples)
+    return [int(pool[j]) for j in np.linspace(0, len(pool) - 1, num=min(n, len(pool))).astype(int)] if len(pool) else []
+
+
+def decoded_replies(loaded, examples, decodings: dict, n_contexts: int = N_CONTEXTS, seed: int = 0) -> dict:
+    """Each decoding's replies to ``n_contexts`` held-out contexts and to the openers (fresh conversations):
+    {"contexts": [...], "openers": [...], "turns": the contexts' turns, "real": the real replies}."""
     import torch
 
-    from charnn.decoding.replies import format_exchange, generate_reply
+    from charnn.decoding.replies import reply_candidates
+    from charnn.scoring.openers import OPENERS
 
     model, tok, dev = loaded.model, loaded.tokenizer, loaded.device
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(seed)
-    picks = np.linspace(0, len(examples) - 1, num=min(N_SAMPLED, len(examples))).astype(int)
-    replies, exchanges = [], []
-    for i in picks:
-        turns = [tok.decode(t.tolist()) for t in examples.context_of(int(i))]
-        reply = "".join(generate_reply(model, tok, turns, max_length=model.config.max_reply_tokens,
-                                       temperature=0.8, generator=gen, device=dev)).strip()
-        replies.append(reply)
-        if turns and len(exchanges) < N_EXAMPLES:
-            real = tok.decode(examples.reply_ids(int(i)).tolist())
-            real = real if len(real) <= 100 else real[:100] + "…"
-            exchanges.append(f"{format_exchange(turns, reply)}   (real reply: {real})")
-    return replies, exchanges
+    picks = _exchange_picks(examples, n_contexts)
+    turns = [[tok.decode(t.tolist()) for t in examples.context_of(i)] for i in picks]
+    out = {"turns": turns, "real": [tok.decode(examples.reply_ids(i).tolist()) for i in picks]}
+    for name, decoding in decodings.items():
+        gen = torch.Generator(device=dev)
+        gen.manual_seed(seed)
+
+        def reply(ts, decoding=decoding, gen=gen):
+            found = reply_candidates(model, tok, ts, decoding, generator=gen, device=dev)
+            best = found[0] if found else None
+            return (best.text, best.logp / (len(best.ids) + best.ended)) if best and best.ids else ("", 0.0)
+
+        out[name] = {where: [reply(ts) for ts in asked] for where, asked in
+                     (("contexts", turns), ("openers", [[o] for o in OPENERS]))}
+    return out
+
+
+def _exchanges(decoded: dict, names: list[str], n: int = N_EXAMPLES) -> list[str]:
+    """``n`` exchanges, held-out contexts and openers in turn: the context, each decoding's reply, the real one."""
+    from charnn.decoding.replies import format_exchange
+    from charnn.scoring.openers import OPENERS
+
+    lines = []
+    for j in range(n):
+        i = j // 2
+        from_file = j % 2 == 0 and i < len(decoded["turns"])
+        turns = decoded["turns"][i] if from_file else [OPENERS[i % len(OPENERS)]]
+        where = "contexts" if from_file else "openers"
+        lines.append(format_exchange(turns, "", width=100).removesuffix(" -> "))
+        lines.extend(f"    {name}: {decoded[name][where][i % len(decoded[name][where])][0]}" for name in names)
+        if from_file:
+            real = decoded["real"][i]
+            lines.append(f"    (real reply: {real if len(real) <= 100 else real[:100] + '…'})")
+    return lines
+
+
+def chat_quality(loaded, examples, decodings: dict, seed: int = 0, n_contexts: int = N_CONTEXTS,
+                 n_ranked: int = N_RANKED) -> dict:
+    """hits@1 of 20 (plain, PMI, and at each decoding's anti-LM weight) and, per decoding, the figures of its
+    replies to held-out contexts and to the openers, with example exchanges."""
+    from charnn.scoring.chat_quality import rank_replies, reply_stats
+
+    ranking = rank_replies(loaded.model, examples, loaded.device, n=n_ranked, seed=seed)
+    decoded = decoded_replies(loaded, examples, decodings, n_contexts, seed)
+    table = {name: {"decoding": d.describe(), "hits_at_1_at_mmi": ranking.hits_at_1(d.mmi),
+                    **{where: reply_stats(*zip(*decoded[name][where], strict=True)) for where in ("contexts", "openers")}}
+             for name, d in decodings.items()}
+    return {"ranked": len(ranking.given), "hits_at_1": ranking.hits_at_1(0.0), "hits_at_1_pmi": ranking.hits_at_1(1.0),
+            "decodings": table, "examples": _exchanges(decoded, list(decodings))}
 
 
 def evaluate_chat_file(path, text_path, device: str = "auto", encoding: str = "utf-8", errors: str = "strict",
-                       max_tokens: int = 0, seed: int = 0) -> dict:
+                       max_tokens: int = 0, seed: int = 0, decodings: dict | None = None,
+                       n_contexts: int = N_CONTEXTS, n_ranked: int = N_RANKED) -> dict:
     """Held-out reply bits/char with the model's context, with only the last turn, and with none;
-    distinct-1/2 of sampled replies; a few example exchanges.
+    hits@1 of 20; for each decoding, the figures of its replies and a few example exchanges.
 
     When ``text_path`` is the file the model was trained on, only its held-out conversations are scored.
     """
     import dataclasses
 
+    from charnn.decoding.replies import standard_decodings
     from charnn.runtime.device import set_cpu_threads
     from charnn.runtime.loading import load_model
     from charnn.scoring.replies import EVAL_REPLY_TOKENS, reply_losses, score_examples
@@ -130,8 +166,10 @@ def evaluate_chat_file(path, text_path, device: str = "auto", encoding: str = "u
     chars = float(with_ctx.chars[subset].sum())
     with_context = Score(float(nats_ctx.sum()), int(tokens.sum()), chars)
     bpc, bpc_none = with_context.bits_per_char, Score(float(nats_none.sum()), 0, chars).bits_per_char
-    replies, exchanges = _sampled_replies(loaded, with_ctx, seed)
-    result = {
+    decodings = decodings or standard_decodings(cfg.max_reply_tokens)
+    quality = chat_quality(loaded, with_ctx, decodings, seed, n_contexts, n_ranked)
+    default = quality["decodings"][next(iter(decodings))]["contexts"]
+    return {
         "checkpoint": str(loaded.path),
         "scored": scored,
         "replies": len(subset),
@@ -143,9 +181,28 @@ def evaluate_chat_file(path, text_path, device: str = "auto", encoding: str = "u
         "context_gain_bits_per_char": bpc_none - bpc,
         # paired per reply: how many held-out replies the context makes more likely
         "replies_more_likely_with_context": float((nats_ctx < nats_none).mean()) if len(subset) else 0.0,
-        "distinct_1": distinct_n(replies, 1),
-        "distinct_2": distinct_n(replies, 2),
+        "distinct_1": default["distinct_1"],
+        "distinct_2": default["distinct_2"],
+        **quality,
     }
-    for j, text in enumerate(exchanges, start=1):
-        result[f"example_{j}"] = text
-    return result
+
+
+STAT_COLUMNS = (("short_share", "≤2 words"), ("top_share", "commonest"), ("distinct_1", "distinct-1"),
+                ("distinct_2", "distinct-2"), ("mean_words", "words/reply"), ("nats_per_token", "nats/token"))
+
+
+def format_chat_eval(result: dict) -> list[str]:
+    """``charnn eval``'s lines for a chat model: the scores, one table row per decoding and where, examples."""
+    plain = [f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in result.items()
+             if not isinstance(v, dict | list)]
+    labels = {name: f"{name} ({entry['decoding']})" for name, entry in result.get("decodings", {}).items()}
+    width = max([8, *map(len, labels.values())])
+    rows = [f"{'decoding':<{width}} {'replies to':<10} {'hits@1':>6} " + " ".join(f"{t:>11}" for _, t in STAT_COLUMNS)]
+    for name, entry in result.get("decodings", {}).items():
+        for where in ("contexts", "openers"):
+            stats = entry[where]
+            label = labels[name] if where == "contexts" else ""
+            hits = f"{entry['hits_at_1_at_mmi']:.3f}" if where == "contexts" else ""
+            rows.append(f"{label:<{width}} {where:<10} {hits:>6} " + " ".join(f"{stats[k]:>11.3f}" for k, _ in STAT_COLUMNS))
+    return [*plain, "", "hits@1 of 20 at the decoding's anti-LM weight (0: plain, 1: PMI)", *rows, "",
+            "example exchanges:", *result.get("examples", [])]

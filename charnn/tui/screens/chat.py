@@ -24,6 +24,9 @@ from charnn.tui.screens.dialogs import ModelPicker
 from charnn.tui.widgets.mode_bar import ModeBar
 
 MAX_CONTEXT = 16
+BEAMS = (0, 5, 10)  # the "b" key cycles through these (0: sampling)
+MMI_WEIGHTS = (0.0, 0.25, 0.5, 1.0)  # the "a" key: anti-LM weights
+MIN_WORDS = (0, 3, 5)  # the "n" key: shortest reply in words
 TEMP = Binding.Group("Temp", compact=True)
 CONTEXT = Binding.Group("Context", compact=True)
 HOW_TO_TRAIN = """[b]No chat model yet.[/b]
@@ -64,6 +67,10 @@ class ChatScreen(Screen):
         Binding("plus,equals_sign", "temp(1)", "Temp", key_display="+", group=TEMP),
         Binding("left_square_bracket", "context(-1)", "Context", key_display="[", group=CONTEXT),
         Binding("right_square_bracket", "context(1)", "Context", key_display="]", group=CONTEXT),
+        Binding("b", "cycle('beam')", "Beam"),
+        Binding("a", "cycle('mmi')", "Anti-LM"),
+        Binding("n", "cycle('min_words')", "Min words"),
+        Binding("c", "candidates", "N-best"),
         Binding("r", "reset", "Reset"),
         Binding("m", "pick_model", "Model"),
         Binding("i", "focus_input", "Type"),
@@ -76,7 +83,8 @@ class ChatScreen(Screen):
         self.model_key: tuple[str, float] | None = None
         self.explicit = False
         self.replying = False
-        self.temperature = 0.8
+        self.temperature: float | None = None  # None until changed here: the default decoding's
+        self.show_candidates = False
 
     def compose(self) -> ComposeResult:
         yield ModeBar("chat")
@@ -161,10 +169,18 @@ class ChatScreen(Screen):
         s = self.session
         if s is None:
             return
+        how = f"beam {s.beam}" if s.beam else f"sampling, temp {s.temperature:.2f} [dim](-/+)[/dim]"
         self.query_one("#chat-settings", Static).update(
-            f"[b]temp {s.temperature:.2f}[/b] [dim](-/+)[/dim] · [b]context {s.context_turns} turns[/b] "
+            f"[b]{how}[/b] [dim](b)[/dim] · [b]anti-LM {s.mmi:g}[/b] [dim](a)[/dim] · "
+            f"[b]min {s.min_words} words[/b] [dim](n)[/dim] · [b]context {s.context_turns} turns[/b] "
             f"[dim](\\[/])[/dim] · reply ≤ {s.max_length} tokens"
         )
+        panel = self.query_one("#context-panel", Static)
+        if self.show_candidates:
+            panel.border_title = "candidates for the last reply (c: back to the context)"
+            panel.update(self._candidates_text())
+            return
+        panel.border_title = "context the model reads"
         turns = s.context_in_use()
         lines = Text()
         for i, turn in enumerate(turns):
@@ -176,9 +192,23 @@ class ChatScreen(Screen):
         self.query_one("#context-line", Static).update(Text(f"context: {short}", style="dim", no_wrap=True,
                                                             overflow="ellipsis"))
 
+    def _candidates_text(self) -> Text:
+        from charnn.chat import format_candidates
+
+        s = self.session
+        if not s.candidates:
+            return Text("No reply yet.", style="dim")
+        lines = format_candidates(s.candidates)
+        text = Text(lines[0] + "\n", style="bold dim")
+        for line in lines[1:]:
+            text.append(line + "\n")
+        text.append("score ranks them: (log p - anti-LM x prior) per length; prior = log p of the first tokens "
+                    "with no context", style="italic dim")
+        return text
+
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         typing = isinstance(self.focused, Input)
-        if action in ("temp", "context", "reset", "focus_input"):
+        if action in ("temp", "context", "reset", "focus_input", "cycle", "candidates"):
             return self.session is not None and not typing
         if action == "leave_input":
             return typing
@@ -196,7 +226,21 @@ class ChatScreen(Screen):
         if self.session is None:
             return
         self.temperature = round(min(MAX_TEMP, max(0.0, self.session.temperature + direction * TEMP_STEP)), 2)
-        self.session.temperature = self.temperature
+        self.session.temperature, self.session.beam = self.temperature, 0  # a temperature asks for sampling
+        self._show_settings()
+
+    def action_cycle(self, name: str) -> None:
+        """The next value of a decoding setting (beam, anti-LM weight, minimum words), wrapping round."""
+        if self.session is None:
+            return
+        steps = {"beam": BEAMS, "mmi": MMI_WEIGHTS, "min_words": MIN_WORDS}[name]
+        now = getattr(self.session, name)
+        later = [v for v in steps if v > now]
+        setattr(self.session, name, later[0] if later else steps[0])
+        self._show_settings()
+
+    def action_candidates(self) -> None:
+        self.show_candidates = not self.show_candidates
         self._show_settings()
 
     def action_context(self, direction: int) -> None:

@@ -151,6 +151,9 @@ class ModelsScreen(Screen):
                                     f"updated {fmt_date(run.updated)}"]
         if label := score(run.held_out_bpc, run.best_val_bpc):
             lines[1] += f" · {label}"
+        if run.hits_at_1 is not None:  # a chat model's headline figures, from `charnn eval`
+            lines[1] += (f" · reply bpc {run.reply_bpc or 0:.3f} · hits@1 of 20 {run.hits_at_1:.3f}"
+                         f" (PMI {run.hits_at_1_pmi or 0:.3f})")
         detail.update(Text("\n".join(lines), style="dim"))
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
