@@ -135,9 +135,9 @@ def main() -> int:
     p.add_argument("--replies", type=int, default=500, help="held-out replies for hits@1")
     p.add_argument("--chars", type=int, default=60_000, help="held-out reply characters for bits/char")
     args = p.parse_args()
-    from corpora.catalog import resolve_corpus
-
     import torch
+
+    from corpora.catalog import resolve_corpus
 
     torch.set_num_threads(1)
     corpus = args.corpus or str(resolve_corpus("chitchat", mode="chat"))

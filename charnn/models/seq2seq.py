@@ -151,8 +151,6 @@ class Seq2SeqModel(nn.Module):
         self.head = nn.Linear(h, config.vocab_size)
         if config.tie_weights:
             self.head.weight = self.embed.weight
-        # called with each decode's attention weights (B x T x S) when set: the TUI's heat strip reads them
-        self.attention_hook = None
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -214,9 +212,7 @@ class Seq2SeqModel(nn.Module):
     # -- decoder --------------------------------------------------------------
     def decode(self, memory: Memory, reply_in: torch.Tensor, state=None):
         """Logits (B x T x V) for each next token of ``reply_in`` (B x T), and the decoder state after it."""
-        logits, state, attn = self.decode_with_attention(memory, reply_in, state)
-        if self.attention_hook is not None:
-            self.attention_hook(attn)
+        logits, state, _ = self.decode_with_attention(memory, reply_in, state)
         return logits, state
 
     def decode_with_attention(self, memory: Memory, reply_in: torch.Tensor, state=None):

@@ -37,6 +37,7 @@ LN2 = math.log(2.0)
 # a chat token costs several LM tokens to score (its context is read too), so evaluations read at most
 # this many characters of held-out replies
 MAX_EVAL_CHARS = 131072
+MIN_MID_SHARE = 0.25  # below this share of contexts that begin mid-conversation, conversation starts go unmarked
 
 
 def model_config_from_settings(settings: RunSettings, tokenizer: Tokenizer) -> Seq2SeqConfig:
@@ -95,6 +96,10 @@ class ChatTask:
         else:
             cfg = model_config_from_settings(settings, self.tokenizer)
         cfg.vocab_size = self.tokenizer.vocab_size
+        if not model_config and cfg.start_id >= 0 and _mid_share(train_convs, cfg.context_turns) < MIN_MID_SHARE:
+            cfg.start_id = -1  # nearly every context opens its conversation: a fresh chat must look like them
+            self.notices.append("Conversations are too short to learn replies met mid-conversation; "
+                                "no <start> marker.")
         self.model_config = cfg
         self.train_examples = DialogueExamples(train_convs, self.tokenizer, cfg)
         self.val_examples = DialogueExamples(val_convs, self.tokenizer, cfg, EVAL_REPLY_TOKENS)
@@ -114,8 +119,8 @@ class ChatTask:
         waste = padding_waste(ex, self.batcher.plan(0))
         self.notices.append(
             f"{len(conversations)} conversations: {len(ex)} training and {len(self.val_examples)} held-out "
-            f"replies, each read with up to {cfg.context_turns} previous turns; batches bucketed by length "
-            f"({waste['total']:.0%} padding)."
+            f"replies, each read with up to {cfg.context_turns} previous turns by the {cfg.encoder} encoder; "
+            f"batches bucketed by length ({waste['total']:.0%} padding)."
         )
         if ex.eos_cut:
             self.notices.append(f"{ex.eos_cut} training replies are longer than {cfg.max_reply_tokens} tokens "
@@ -239,6 +244,12 @@ class ChatTask:
             "val_examples": len(self.val_examples),
             "corpus_sha256": self.corpus_sha256,
         }
+
+
+def _mid_share(conversations, context_turns: int) -> float:
+    """The share of examples whose context begins mid-conversation (after the first turn)."""
+    total = sum(len(c) for c in conversations)
+    return sum(max(0, len(c) - context_turns - 1) for c in conversations) / max(total, 1)
 
 
 def _pick_sample_example(examples: DialogueExamples) -> int:
