@@ -15,13 +15,8 @@ context RNN reads padded turns only after the real ones).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
-
-if TYPE_CHECKING:
-    from charnn.models.seq2seq import Seq2SeqModel
 
 
 class ContextReader(nn.Module):
@@ -51,9 +46,10 @@ def turn_grid(context: torch.Tensor, mask: torch.Tensor, sep_id: int):
     return turn, pos, lengths, n_turns
 
 
-def read_hierarchically(model: Seq2SeqModel, context: torch.Tensor, x: torch.Tensor, mask: torch.Tensor):
+def read_hierarchically(model: nn.Module, context: torch.Tensor, x: torch.Tensor, mask: torch.Tensor):
     """Attention values (B x S x 2He: each word's state plus its turn's context state) and the context
-    summary (B x 2He: the context RNN after the last turn), from embedded context ``x`` (B x S x E)."""
+    summary (B x 2He: the context RNN after the last turn), from embedded context ``x`` (B x S x E);
+    ``model`` is the Seq2SeqModel (its word encoder ``read_words`` and context RNN ``hred``)."""
     b, s, e = x.shape
     turn, pos, lengths, n_turns = turn_grid(context, mask, model.config.sep_id)
     n, width = lengths.size(1), int(lengths.max())
