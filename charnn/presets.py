@@ -30,7 +30,8 @@ MAX_EPOCHS = 60.0
 # context_turns and encoder_layers go into the model config (charnn/training/chat_task.py)
 CHAT_DEFAULTS = {"layers": 1, "hidden": 256, "dropout": 0.0, "batch_size": 32, "seq_len": 160,
                  "seq_len_subword": 64, "lr": 8e-3, "weight_decay": 0.01, "eval_tokens": 32768, "context_turns": 3,
-                 "encoder_layers": 1, "ema": 0.999, "encoder": "flat"}
+                 "encoder_layers": 1, "ema": 0.999, "encoder": "flat", "context_dropout": 0.25}
+# flat beat hred, and context dropout (with the <start> marker) beat none, at the same steps: benchmarks/README.md
 # chat replies learn several times faster from subwords than from characters in the same time
 CHAT_TOKENIZER = "bpe"
 SUBWORD_VOCAB_SIZE = 1000
@@ -225,7 +226,7 @@ CHAT_FLAGS = {"encoder": "encoder", "context_dropout": "context_dropout", "label
 def _chat_flags(s: RunSettings, flags: Mapping[str, Any]) -> None:
     """The chat model's encoder and training levers: the presets, then the flags given."""
     if s.mode == "chat":
-        s.chat.encoder = CHAT_DEFAULTS["encoder"]
+        s.chat.encoder, s.chat.context_dropout = CHAT_DEFAULTS["encoder"], CHAT_DEFAULTS["context_dropout"]
     given = [f for f in CHAT_FLAGS if flags.get(f) is not None] + (["no_start_marker"] if flags.get("no_start_marker")
                                                                    else [])
     if given and s.mode != "chat":

@@ -180,6 +180,8 @@ def test_chat_levers_are_refused_for_a_language_model_and_kept_for_chat():
 
     with pytest.raises(CharnnError, match="--encoder applies to chat models only"):
         build_settings({"mode": "lm", "encoder": "hred"}, "x.txt")
+    default = build_settings({"mode": "chat"}, "x.txt").chat
+    assert (default.encoder, default.context_dropout, default.start_marker) == ("flat", 0.25, True)
     s = build_settings({"mode": "chat", "encoder": "hred", "context_dropout": 0.2, "label_smoothing": 0.1,
                         "no_start_marker": True}, "x.txt")
     assert (s.chat.encoder, s.chat.context_dropout, s.chat.label_smoothing, s.chat.start_marker) == ("hred", 0.2, 0.1,
