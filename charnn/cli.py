@@ -91,6 +91,7 @@ def _add_train(sub) -> None:
                         "linear:2000:0.5. Below 1 training reads replies one token at a time (slower)")
     g.add_argument("--seed", type=_whole_number, default=None)
     g.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
+    _add_chat_levers(p)
     g.add_argument("--threads", type=_whole_number, default=None, help="CPU threads (default: one per core)")
     g.add_argument("--no-bf16", action="store_true",
                    help="train in fp32 (default: bf16 autocast on CUDA and on CPUs with native bf16)")
@@ -101,6 +102,21 @@ def _add_train(sub) -> None:
     g.add_argument("--jsonl", action="store_true", help="print events as JSON lines on stdout")
     g.add_argument("-q", "--quiet", action="store_true", help="print only errors and the final line")
     g.add_argument("--tui", action="store_true", help="watch this run in the TUI")
+
+
+def _add_chat_levers(p) -> None:
+    g = p.add_argument_group("chat models (--mode chat)")
+    g.add_argument("--encoder", choices=["flat", "hred"], default=None,
+                   help="flat (default): one bidirectional LSTM over the recent turns; hred: each turn read on "
+                        "its own, then a context RNN over the turns (Serban et al. 2016)")
+    g.add_argument("--context-dropout", type=float, default=None, metavar="P",
+                   help="cut this share of training contexts to fewer of their recent turns, so a fresh chat's "
+                        "first message reads like one met mid-conversation (default 0.25)")
+    g.add_argument("--label-smoothing", type=float, default=None, metavar="E", help="default 0 (off)")
+    g.add_argument("--generic-weight", type=float, default=None, metavar="W",
+                   help="loss weight of replies said very often, such as 'Hi!' (default 1: off; 0 drops them)")
+    g.add_argument("--no-start-marker", action="store_true",
+                   help="do not mark contexts that open a conversation (the model then greets fresh chats)")
 
 
 def _add_sampling(p) -> None:
@@ -209,7 +225,8 @@ def requested_time(args) -> float | None:
 SETTING_FLAGS = ("mode", "tokenizer", "vocab_size", "encoding", "errors", "cell", "layers", "hidden", "embedding",
                  "dropout", "tie_weights", "batch_size", "seq_len", "lr", "warmup", "weight_decay", "ema", "steps",
                  "time", "epochs", "eval_every", "sample_every", "sample_length", "patience", "val_fraction",
-                 "teacher_forcing", "seed", "device", "threads", "no_bf16")
+                 "teacher_forcing", "seed", "device", "threads", "no_bf16", "encoder", "context_dropout",
+                 "label_smoothing", "generic_weight", "no_start_marker")
 
 
 def settings_from_args(args):

@@ -94,6 +94,17 @@ class TokenizerConfig(_DictMixin):
 
 
 @dataclass
+class ChatSettings(_DictMixin):
+    """How a chat model reads its context and what its training loss weighs (``--mode chat`` only)."""
+
+    encoder: str = "flat"  # flat | hred (charnn.models.hred)
+    start_marker: bool = True  # <start> before contexts that open a conversation
+    context_dropout: float = 0.0  # share of examples whose context is cut to fewer of its recent turns
+    label_smoothing: float = 0.0
+    generic_weight: float = 1.0  # loss weight of generic replies (chat_batches.generic_weights); 1: off
+
+
+@dataclass
 class RunSettings(_DictMixin):
     """Everything ``charnn train`` was asked for; stored in the checkpoint."""
 
@@ -102,6 +113,7 @@ class RunSettings(_DictMixin):
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    chat: ChatSettings = field(default_factory=ChatSettings)
     encoding: str = "utf-8"
     errors: str = "strict"
 
@@ -113,6 +125,7 @@ class RunSettings(_DictMixin):
             model=ModelConfig.from_dict(data.get("model", {})),
             train=TrainConfig.from_dict(data.get("train", {})),
             tokenizer=TokenizerConfig.from_dict(data.get("tokenizer", {})),
+            chat=ChatSettings.from_dict(data.get("chat", {})),
             encoding=data.get("encoding", "utf-8"),
             errors=data.get("errors", "strict"),
         )

@@ -30,7 +30,8 @@ MAX_EPOCHS = 60.0
 # context_turns and encoder_layers go into the model config (charnn/training/chat_task.py)
 CHAT_DEFAULTS = {"layers": 1, "hidden": 256, "dropout": 0.0, "batch_size": 32, "seq_len": 160,
                  "seq_len_subword": 64, "lr": 8e-3, "weight_decay": 0.01, "eval_tokens": 32768, "context_turns": 3,
-                 "encoder_layers": 1, "ema": 0.999}
+                 "encoder_layers": 1, "ema": 0.999, "encoder": "flat", "context_dropout": 0.25}
+# flat beat hred, and context dropout (with the <start> marker) beat none, at the same steps: benchmarks/README.md
 # chat replies learn several times faster from subwords than from characters in the same time
 CHAT_TOKENIZER = "bpe"
 SUBWORD_VOCAB_SIZE = 1000
@@ -216,7 +217,28 @@ def build_settings(flags: Mapping[str, Any], corpus: str, corpus_bytes: int | No
         if s.mode != "chat":
             raise CharnnError("--teacher-forcing applies to chat models only; add --mode chat.")
         s.train.teacher_forcing = flags["teacher_forcing"]
+    _chat_flags(s, flags)
     return s
+
+
+# chat flag -> ChatSettings field (None or False: not given)
+CHAT_FLAGS = {"encoder": "encoder", "context_dropout": "context_dropout", "label_smoothing": "label_smoothing",
+              "generic_weight": "generic_weight"}
+
+
+def _chat_flags(s: RunSettings, flags: Mapping[str, Any]) -> None:
+    """The chat model's encoder and training levers: the presets, then the flags given."""
+    if s.mode == "chat":
+        s.chat.encoder, s.chat.context_dropout = CHAT_DEFAULTS["encoder"], CHAT_DEFAULTS["context_dropout"]
+    given = [f for f in CHAT_FLAGS if flags.get(f) is not None] + (["no_start_marker"] if flags.get("no_start_marker")
+                                                                   else [])
+    if given and s.mode != "chat":
+        raise CharnnError(f"--{given[0].replace('_', '-')} applies to chat models only; add --mode chat.")
+    for flag, name in CHAT_FLAGS.items():
+        if flags.get(flag) is not None:
+            setattr(s.chat, name, flags[flag])
+    if flags.get("no_start_marker"):
+        s.chat.start_marker = False
 
 
 def finish_settings(s: RunSettings) -> None:
@@ -251,6 +273,10 @@ def validate_settings(s: RunSettings) -> None:
         (t.patience >= 0, "--patience must be 0 or more."),
         (t.threads >= 0, "--threads must be 0 (auto) or more."),
         (s.tokenizer.kind in ("char", "bpe", "unigram"), "--tokenizer must be char, bpe or unigram."),
+        (s.chat.encoder in ("flat", "hred"), "--encoder must be flat or hred."),
+        (0.0 <= s.chat.context_dropout < 1.0, "--context-dropout must be in [0, 1)."),
+        (0.0 <= s.chat.label_smoothing < 1.0, "--label-smoothing must be in [0, 1)."),
+        (0.0 <= s.chat.generic_weight <= 1.0, "--generic-weight must be between 0 (drop) and 1 (off)."),
         (s.tokenizer.kind == "char" or 2 <= s.tokenizer.vocab_size <= 1_000_000,
          "--vocab-size must be between 2 and 1,000,000 for a subword tokenizer."),
     ]

@@ -19,7 +19,8 @@ from tests.test_seq2seq import write_synthetic
 
 PLAIN = {"mmi": 0.0, "min_words": 0}  # the decoding guards off: exact replies of the toy model
 CHAT_ARGS = ["--mode", "chat", "--tokenizer", "char", "--layers", "1", "--hidden", "64", "--batch-size", "16", "--seq-len", "32",
-             "--threads", "1", "--sample-length", "20", "--lr", "1e-2", "--warmup", "10"]
+             "--threads", "1", "--sample-length", "20", "--lr", "1e-2", "--warmup", "10",
+             "--context-dropout", "0"]  # the answer is three turns back: every example needs its whole context
 
 
 @pytest.fixture(scope="module")

@@ -437,6 +437,12 @@ async def test_chat_streams_a_reply_shows_context_and_takes_keys(charnn_home, tm
         assert [m.who for m in messages] == ["user", "model"] and messages[1].text
         assert screen.session.history[0] == "cats please"
         assert "cats please" in str(screen.query_one("#context-panel").render())
+        panel = screen.query_one("#context-panel")
+        await pilot.press("escape", "h")  # the heat strip: what the reply looked at, on the context's words
+        await wait_for(pilot, lambda: panel.border_title == "what the last reply looked at", "the heat strip", 30)
+        assert "cats" in str(panel.render()) and "attention of the last reply" in str(panel.render())
+        await pilot.press("h")
+        assert panel.border_title == "context the model reads"
         await pilot.press("escape", "minus", "right_square_bracket")
         assert screen.session.temperature == pytest.approx(0.7)
         assert screen.session.context_turns == screen.session.default_context_turns + 1

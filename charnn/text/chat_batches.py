@@ -25,6 +25,9 @@ from charnn.text.dialogue import Conversation
 from charnn.text.tokenizers import CharTokenizer, SentencePieceTokenizer, Tokenizer
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<sep>")  # tokenizer specials a chat model needs
+START = "<start>"  # opens a context that begins a conversation; tokenizers fitted before it lack it
+CHAT_SPECIALS = (*SPECIALS, START)
+GENERIC_MIN_COUNT = 20  # a reply said this often in training is generic (Csaky et al. 2019, see generic_weights)
 GROUP_BATCHES = 32  # batches per length-sorted group
 
 
@@ -38,16 +41,17 @@ class ChatLayout(Protocol):
     bos_id: int
     eos_id: int
     sep_id: int
+    start_id: int
 
 
 def fit_chat_tokenizer(conversations: Sequence[Conversation], tok: TokenizerConfig) -> Tokenizer:
-    """A tokenizer for the turns' text with the chat specials (<pad>, <bos>, <eos>, <sep>)."""
+    """A tokenizer for the turns' text with the chat specials (<pad>, <bos>, <eos>, <sep>, <start>)."""
     if tok.kind == "char":
-        return CharTokenizer.fit((t for turns in conversations for t in turns), SPECIALS)
+        return CharTokenizer.fit((t for turns in conversations for t in turns), CHAT_SPECIALS)
     if tok.vocab_size < 2:
         raise CharnnError("--vocab-size must be at least 2 for a subword tokenizer.")
     chunks = ("\n".join(turns) + "\n" for turns in conversations)
-    return SentencePieceTokenizer.fit(chunks, tok.kind, tok.vocab_size, SPECIALS)
+    return SentencePieceTokenizer.fit(chunks, tok.kind, tok.vocab_size, CHAT_SPECIALS)
 
 
 def encode_turn(tokenizer: Tokenizer, text: str) -> np.ndarray:
@@ -56,7 +60,7 @@ def encode_turn(tokenizer: Tokenizer, text: str) -> np.ndarray:
     if unknown:
         text = "".join(c for c in text if c not in set(unknown))
     if tokenizer.kind != "char":  # a literal "<eos>" in the text must not become the real one
-        for name in SPECIALS:
+        for name in CHAT_SPECIALS:
             text = text.replace(name, "")
     return tokenizer.encode_array(text)
 
@@ -72,7 +76,7 @@ def encode_turns(tokenizer: Tokenizer, texts: Sequence[str]) -> tuple[np.ndarray
             pass  # characters it never saw: drop them turn by turn below
     elif hasattr(tokenizer, "sp"):
         clean = list(texts)
-        for name in SPECIALS:
+        for name in CHAT_SPECIALS:
             clean = [t.replace(name, "") if name in t else t for t in clean]
         pieces = tokenizer.sp.encode(clean)
         lengths = np.fromiter(map(len, pieces), np.int64, len(pieces))
@@ -83,12 +87,34 @@ def encode_turns(tokenizer: Tokenizer, texts: Sequence[str]) -> tuple[np.ndarray
 
 
 def special_ids(tokenizer: Tokenizer) -> dict[str, int]:
-    """The chat specials' ids as a chat model's config names them (``pad_id`` ...)."""
+    """The chat specials' ids as a chat model's config names them (``pad_id`` ...); ``start_id`` is -1 for a
+    tokenizer without <start>, so a model built on it never sees the marker."""
     try:
-        return {f"{name[1:-1]}_id": tokenizer.special_id(name) for name in SPECIALS}
+        ids = {f"{name[1:-1]}_id": tokenizer.special_id(name) for name in SPECIALS}
     except (KeyError, ValueError):
         raise CharnnError("This tokenizer has no chat tokens (<pad>, <bos>, <eos>, <sep>); "
                           "it belongs to a language model, not a chat model.") from None
+    try:
+        ids["start_id"] = tokenizer.special_id(START)
+    except (KeyError, ValueError):
+        ids["start_id"] = -1
+    return ids
+
+
+def generic_weights(conversations: Sequence[Conversation], weight: float,
+                    min_count: int = GENERIC_MIN_COUNT) -> np.ndarray:
+    """A loss weight per turn (in the examples' order): ``weight`` for generic replies, 1 for the rest.
+
+    Csaky et al. 2019 drop replies whose entropy over the contexts they answer is high; here nearly
+    every context is unique, so that entropy is about log(count) and a generic reply is one said at
+    least ``min_count`` times (compared in lower case without punctuation: "Hi!" is "hi").
+    """
+    keys = ["".join(c for c in t.lower() if c.isalnum() or c == " ").strip() for turns in conversations
+            for t in turns]
+    counts: dict[str, int] = {}
+    for k in keys:
+        counts[k] = counts.get(k, 0) + 1
+    return np.array([weight if counts[k] >= min_count else 1.0 for k in keys], dtype=np.float32)
 
 
 class DialogueExamples:
@@ -98,19 +124,22 @@ class DialogueExamples:
                  max_reply_tokens: int | None = None):
         self.cfg = cfg
         max_reply = max_reply_tokens or cfg.max_reply_tokens
-        texts, firsts = [], []
+        texts, firsts, opens = [], [], []
         for turns in conversations:
             n = len(texts)
             firsts.extend(n + max(0, i - cfg.context_turns) for i in range(len(turns)))
+            opens.extend(i <= cfg.context_turns for i in range(len(turns)))  # context from the first turn on
             texts.extend(turns)
         ids, self.turn_len = encode_turns(tokenizer, texts)
         self.ids = ids.astype(np.uint16 if tokenizer.vocab_size <= 65535 else np.int32)
         self.turn_start = np.concatenate([[0], np.cumsum(self.turn_len)[:-1]]).astype(np.int64)
         self.first = np.asarray(firsts, dtype=np.int64)
         self.reply = np.arange(len(texts), dtype=np.int64)  # every turn is a reply to those before it
-        # context: each turn and its <sep>, cut to the most recent max_context_tokens; never empty
+        # <start> before a context that begins the conversation, when the model has the marker
+        self.opens = np.asarray(opens, dtype=bool) & (getattr(cfg, "start_id", -1) >= 0)
+        # context: [<start>] each turn and its <sep>, cut to the most recent max_context_tokens; never empty
         csum = np.concatenate([[0], np.cumsum(self.turn_len + 1)])
-        ctx = csum[self.reply] - csum[self.first]
+        ctx = csum[self.reply] - csum[self.first] + self.opens
         self.ctx_len = np.clip(ctx, 1, cfg.max_context_tokens)
         # decoder input: <bos> + reply (cut to max_reply_tokens); targets: reply + <eos> when whole
         self.rep_len = np.minimum(self.turn_len[self.reply], max_reply) + 1
@@ -136,26 +165,36 @@ class DialogueExamples:
         return [self.ids[self.turn_start[j] : self.turn_start[j] + self.turn_len[j]]
                 for j in range(self.first[i], self.reply[i])]
 
-    def batch(self, index: np.ndarray, drop_context: bool = False) -> tuple[np.ndarray, ...]:
-        """Context (B x S), lengths (B), decoder input (B x T) and targets (B x T), all int64, pad 0-filled."""
+    def context_tokens(self, i: int, keep: int | None = None) -> np.ndarray:
+        """Example ``i``'s context ids: its last ``keep`` turns (None: all), each ended by <sep>, after <start>
+        when they begin the conversation, cut to the most recent max_context_tokens; never empty."""
+        cfg = self.cfg
+        first = self.first[i] if keep is None else max(self.first[i], self.reply[i] - keep)
+        parts = [np.array([cfg.start_id])] if self.opens[i] and first == self.first[i] else []
+        for j in range(first, self.reply[i]):
+            st = self.turn_start[j]
+            parts.append(self.ids[st : st + self.turn_len[j]])
+            parts.append(np.array([cfg.sep_id]))
+        return np.concatenate(parts)[-cfg.max_context_tokens :] if parts else np.array([cfg.sep_id])
+
+    def batch(self, index: np.ndarray, drop_context: bool = False,
+              keep_turns: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """Context (B x S), lengths (B), decoder input (B x T) and targets (B x T), all int64, pad 0-filled;
+        ``keep_turns`` cuts each row's context to its last that many turns (context dropout)."""
         cfg = self.cfg
         b = len(index)
-        ctx_len = np.ones(b, dtype=np.int64) if drop_context else self.ctx_len[index]
+        if drop_context:
+            contexts = [np.array([cfg.sep_id])] * b
+        else:
+            keeps = [None] * b if keep_turns is None else [int(k) for k in keep_turns]
+            contexts = [self.context_tokens(i, k) for i, k in zip(index, keeps, strict=True)]
+        ctx_len = np.fromiter(map(len, contexts), np.int64, b)
         s, t = int(ctx_len.max()), int(self.rep_len[index].max())
         ctx = np.full((b, s), cfg.pad_id, dtype=np.int64)
         rin = np.full((b, t), cfg.pad_id, dtype=np.int64)
         tgt = np.full((b, t), cfg.pad_id, dtype=np.int64)
         for row, i in enumerate(index):
-            if drop_context:
-                ctx[row, 0] = cfg.sep_id
-            else:
-                parts = []
-                for j in range(self.first[i], self.reply[i]):
-                    st = self.turn_start[j]
-                    parts.append(self.ids[st : st + self.turn_len[j]])
-                    parts.append(np.array([cfg.sep_id]))
-                c = np.concatenate(parts)[-cfg.max_context_tokens :] if parts else np.array([cfg.sep_id])
-                ctx[row, : len(c)] = c
+            ctx[row, : ctx_len[row]] = contexts[row]
             st, n = self.turn_start[self.reply[i]], self.rep_len[i] - 1
             rin[row, 0] = cfg.bos_id
             rin[row, 1 : n + 1] = self.ids[st : st + n]

@@ -25,6 +25,7 @@ from charnn.text.chat_batches import (
     BucketBatcher,
     DialogueExamples,
     fit_chat_tokenizer,
+    generic_weights,
     padding_waste,
     special_ids,
 )
@@ -36,20 +37,37 @@ LN2 = math.log(2.0)
 # a chat token costs several LM tokens to score (its context is read too), so evaluations read at most
 # this many characters of held-out replies
 MAX_EVAL_CHARS = 131072
+MIN_MID_SHARE = 0.25  # below this share of contexts that begin mid-conversation, conversation starts go unmarked
 
 
 def model_config_from_settings(settings: RunSettings, tokenizer: Tokenizer) -> Seq2SeqConfig:
     from charnn.presets import CHAT_DEFAULTS
 
     m, t = settings.model, settings.train
+    ids = special_ids(tokenizer)
+    if not settings.chat.start_marker:
+        ids["start_id"] = -1
     return Seq2SeqConfig(
         vocab_size=tokenizer.vocab_size, hidden=m.hidden, layers=m.layers,
         encoder_layers=CHAT_DEFAULTS.get("encoder_layers", 1), embedding=m.embedding,
         dropout=m.dropout, tie_weights=m.tie_weights, cell=m.cell,
         context_turns=CHAT_DEFAULTS.get("context_turns", 3),
         max_reply_tokens=t.seq_len, max_context_tokens=2 * t.seq_len,
-        **special_ids(tokenizer),
+        encoder=settings.chat.encoder, **ids,
     )
+
+
+def weighted_loss(logits: torch.Tensor, targets: torch.Tensor, pad_id: int, weights: torch.Tensor | None = None,
+                  label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean loss over non-pad targets, each example's tokens weighted by ``weights`` (B) when given."""
+    import torch.nn.functional as F
+
+    loss = F.cross_entropy(logits.transpose(1, 2).float(), targets, ignore_index=pad_id, reduction="none",
+                           label_smoothing=label_smoothing)
+    real = (targets != pad_id).float()
+    if weights is not None:
+        real = real * weights.unsqueeze(1)
+    return (loss * real).sum() / real.sum().clamp(min=1e-6)
 
 
 class ChatTask:
@@ -78,6 +96,10 @@ class ChatTask:
         else:
             cfg = model_config_from_settings(settings, self.tokenizer)
         cfg.vocab_size = self.tokenizer.vocab_size
+        if not model_config and cfg.start_id >= 0 and _mid_share(train_convs, cfg.context_turns) < MIN_MID_SHARE:
+            cfg.start_id = -1  # nearly every context opens its conversation: a fresh chat must look like them
+            self.notices.append("Conversations are too short to learn replies met mid-conversation; "
+                                "no <start> marker.")
         self.model_config = cfg
         self.train_examples = DialogueExamples(train_convs, self.tokenizer, cfg)
         self.val_examples = DialogueExamples(val_convs, self.tokenizer, cfg, EVAL_REPLY_TOKENS)
@@ -97,8 +119,8 @@ class ChatTask:
         waste = padding_waste(ex, self.batcher.plan(0))
         self.notices.append(
             f"{len(conversations)} conversations: {len(ex)} training and {len(self.val_examples)} held-out "
-            f"replies, each read with up to {cfg.context_turns} previous turns; batches bucketed by length "
-            f"({waste['total']:.0%} padding)."
+            f"replies, each read with up to {cfg.context_turns} previous turns by the {cfg.encoder} encoder; "
+            f"batches bucketed by length ({waste['total']:.0%} padding)."
         )
         if ex.eos_cut:
             self.notices.append(f"{ex.eos_cut} training replies are longer than {cfg.max_reply_tokens} tokens "
@@ -109,6 +131,12 @@ class ChatTask:
                                 f"{self.schedule}); evaluation stays teacher-forced.")
         # the ratio of the last training step, for progress displays; None under plain teacher forcing
         self.teacher_forcing: float | None = None if self.schedule.always else self.schedule.ratio(0)
+        self.levers = settings.chat
+        self.weights = None
+        if self.levers.generic_weight < 1.0:
+            self.weights = generic_weights(train_convs, self.levers.generic_weight)
+            self.notices.append(f"{int((self.weights < 1).sum())} generic training replies weigh "
+                                f"{self.levers.generic_weight:g} (--generic-weight).")
         self.model = Seq2SeqModel(cfg).to(device)
         self._sample_example = _pick_sample_example(self.val_examples)
 
@@ -117,21 +145,38 @@ class ChatTask:
         arrays = examples.batch(index, drop_context)
         return [torch.from_numpy(a).to(self.device, non_blocking=True) for a in arrays]
 
+    def _keep_turns(self, index: np.ndarray, step: int) -> np.ndarray | None:
+        """Context dropout: per example, how many recent turns it keeps (a function of the step and seed).
+
+        A dropped example keeps 1 to all-but-one of its turns, so it reads like a conversation met in
+        the middle (no <start>); an example with one turn keeps it, so a marked opening stays marked.
+        """
+        p = self.levers.context_dropout
+        if not p:
+            return None
+        ex = self.train_examples
+        rng = np.random.default_rng([self.settings.train.seed, step, self.rank, 7])
+        turns = ex.reply[index] - ex.first[index]
+        cut = (rng.random(len(index)) < p) & (turns >= 2)
+        return np.where(cut, rng.integers(1, np.maximum(turns, 2)), turns)
+
     def train_loss(self, model, step: int) -> torch.Tensor:
         index = self.batcher.local_batch(step)
         self.tokens_per_step = int(self.train_examples.rep_len[self.batcher.global_batch(step)].sum())
-        ctx, lengths, rin, tgt = self._tensors(self.train_examples, index)
+        arrays = self.train_examples.batch(index, keep_turns=self._keep_turns(index, step))
+        ctx, lengths, rin, tgt = (torch.from_numpy(a).to(self.device, non_blocking=True) for a in arrays)
         ratio = self.schedule.ratio(step)
         if not self.schedule.always:
             self.teacher_forcing = ratio
         if ratio >= 1.0:
-            _, loss = model(ctx, lengths, rin, tgt)
+            logits, _ = model(ctx, lengths, rin)
         else:  # the model's own samples at a step are a function of the step, so a resumed run redraws them
             gen = torch.Generator(device=self.device)
             gen.manual_seed(int(np.random.SeedSequence([self.settings.train.seed, step, self.rank])
                                 .generate_state(1)[0]))
-            _, loss = model(ctx, lengths, rin, tgt, teacher_forcing=ratio, generator=gen)
-        return loss
+            logits, _ = model(ctx, lengths, rin, teacher_forcing=ratio, generator=gen)
+        weights = None if self.weights is None else torch.from_numpy(self.weights[index]).to(self.device)
+        return weighted_loss(logits, tgt, self.model_config.pad_id, weights, self.levers.label_smoothing)
 
     def teacher_forcing_at(self, step: int) -> float:
         """The teacher-forcing ratio training step ``step`` uses (1 = the gold reply at every position)."""
@@ -200,6 +245,12 @@ class ChatTask:
             "val_examples": len(self.val_examples),
             "corpus_sha256": self.corpus_sha256,
         }
+
+
+def _mid_share(conversations, context_turns: int) -> float:
+    """The share of examples whose context begins mid-conversation (after the first turn)."""
+    total = sum(len(c) for c in conversations)
+    return sum(max(0, len(c) - context_turns - 1) for c in conversations) / max(total, 1)
 
 
 def _pick_sample_example(examples: DialogueExamples) -> int:

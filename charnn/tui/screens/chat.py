@@ -72,6 +72,7 @@ class ChatScreen(Screen):
         Binding("n", "cycle('min_words')", "Min words"),
         Binding("c", "candidates", "N-best"),
         Binding("r", "reset", "Reset"),
+        Binding("h", "attention", "Heat strip"),
         Binding("m", "pick_model", "Model"),
         Binding("i", "focus_input", "Type"),
         Binding("escape", "leave_input", "Keys"),
@@ -188,6 +189,7 @@ class ChatScreen(Screen):
             lines.append(turn + "\n")
         lines.append("+ your next message", style="italic dim")
         self.query_one("#context-panel", Static).update(lines)
+        self.query_one("#context-panel", Static).border_title = "context the model reads"
         short = " · ".join(f"“{t[:24]}”" for t in turns) or "only your next message"
         self.query_one("#context-line", Static).update(Text(f"context: {short}", style="dim", no_wrap=True,
                                                             overflow="ellipsis"))
@@ -208,7 +210,7 @@ class ChatScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         typing = isinstance(self.focused, Input)
-        if action in ("temp", "context", "reset", "focus_input", "cycle", "candidates"):
+        if action in ("temp", "context", "reset", "focus_input", "cycle", "candidates", "attention"):
             return self.session is not None and not typing
         if action == "leave_input":
             return typing
@@ -258,6 +260,33 @@ class ChatScreen(Screen):
         self.replying = False
         self._show_settings()
         self.notify("Conversation cleared.")
+
+    def action_attention(self) -> None:
+        """Show (or hide) the last reply's attention over the context pane's words as a heat strip."""
+        s = self.session
+        if s is None or len(s.history) < 2:
+            self.notify("Say something first: the strip shows what the last reply looked at.")
+            return
+        panel = self.query_one("#context-panel", Static)
+        if panel.border_title != "context the model reads":
+            self._show_settings()  # hide: back to the plain context
+            panel.border_title = "context the model reads"
+            return
+        self._attention(s, list(s.history))
+
+    @work(thread=True, exclusive=True, group="attention")
+    def _attention(self, session, history: list[str]) -> None:
+        from charnn.tui.widgets.attention_strip import heat_strip, reply_attention
+
+        turns = history[:-1][-session.context_turns :] if session.context_turns > 0 else []
+        words = reply_attention(session.model, session.tokenizer, turns, history[-1], session.context_turns)
+        speakers = [("you: " if (len(turns) - i) % 2 == 1 else "model: ") for i in range(len(turns))][-len(words):]
+        self.app.call_from_thread(self._show_attention, heat_strip(words, speakers))
+
+    def _show_attention(self, strip) -> None:
+        panel = self.query_one("#context-panel", Static)
+        panel.update(strip)
+        panel.border_title = "what the last reply looked at"
 
     def action_focus_input(self) -> None:
         self.query_one("#chat-input", Input).focus()
