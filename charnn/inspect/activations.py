@@ -21,7 +21,7 @@ from torch import nn
 from charnn.models.cells import LSTM_FAMILY, SIGNALS, StepwiseLSTM, _single_layers, variant_step
 from charnn.scoring.streams import STREAMS, WARMUP, parallel_reading
 
-CHUNK = 8192  # tokens per pass through the network, all streams together (200 MB of signals for 512 wide)
+CHUNK = 4096  # tokens per pass through the network, all streams together
 
 
 @dataclass
