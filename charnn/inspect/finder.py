@@ -50,35 +50,47 @@ class Finder:
     def __init__(self, probes: dict[str, np.ndarray], top: int = 3):
         self.names = tuple(probes)
         self.values = np.stack([probes[k] for k in self.names], axis=1).astype(np.float64)  # (n, P)
+        # centred, so float32 products per chunk lose nothing to cancellation (sums kept in float64)
+        self.centred = (self.values - self.values.mean(0)).astype(np.float32)
         self.top = top
-        self.sums: dict[tuple[int, str], list[np.ndarray]] = {}
-        self.gate_counts: dict[tuple[int, str], list[np.ndarray]] = {}
+        self.sums: dict[tuple[int, str], list] = {}
+        self.shift: dict[tuple[int, str], object] = {}  # per signal, each unit's first value: x - shift is small
+        self.gate_counts: dict[tuple[int, str], list] = {}
+        self.seen: list[np.ndarray] = []
         self.n = 0
 
-    def add(self, start: int, layers: list[dict]) -> None:
+    def add(self, start: int, layers: list[dict], positions: np.ndarray | None = None) -> None:
+        """One chunk's signals (per layer ``{signal: (L, hidden)}``) at the tokens ``positions``
+        (default ``start .. start + L - 1``): sums, sums of squares and products with the probes."""
+        import torch
+
         p = None
         for k, signals in enumerate(layers):
             for name, t in signals.items():
-                x = t.double().cpu().numpy()
+                x = t.detach().to("cpu", torch.float32)
                 if p is None:
-                    p = self.values[start : start + len(x)]
+                    at = np.arange(start, start + len(x)) if positions is None else np.asarray(positions)
+                    p = torch.from_numpy(self.centred[at])
+                    self.seen.append(at)
                     self.n += len(x)
-                acc = self.sums.setdefault((k, name), [0.0, 0.0, 0.0])
-                acc[0] = acc[0] + x.sum(0)
-                acc[1] = acc[1] + np.einsum("th,th->h", x, x)
-                acc[2] = acc[2] + x.T @ p
                 if name in GATES:
                     g = self.gate_counts.setdefault((k, name), [0, 0])
                     g[0] = g[0] + (x < SATURATION[0]).sum(0)
                     g[1] = g[1] + (x > SATURATION[1]).sum(0)
+                x = x - self.shift.setdefault((k, name), x[0].clone())
+                acc = self.sums.setdefault((k, name), [0.0, 0.0, 0.0])
+                acc[0] = acc[0] + x.sum(0).double()
+                acc[1] = acc[1] + (x * x).sum(0).double()
+                acc[2] = acc[2] + (x.T @ p).double()
 
     def result(self) -> Findings:
         n = max(self.n, 1)
-        p = self.values[: self.n]
+        p = self.centred[np.concatenate(self.seen)].astype(np.float64) if self.seen else self.centred[:0]
         sp, spp = p.sum(0), (p * p).sum(0)
         var_p = n * spp - sp * sp
         corr = {}
-        for key, (sx, sxx, sxp) in self.sums.items():
+        for key, sums in self.sums.items():
+            sx, sxx, sxp = (np.asarray(s, dtype=np.float64) for s in sums)
             var_x = n * sxx - sx * sx
             cov = n * sxp - np.outer(sx, sp)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -100,6 +112,7 @@ class Finder:
 
     def _saturation(self, n: int) -> list[GateSaturation]:
         out = []
-        for (k, gate), (lo, hi) in sorted(self.gate_counts.items()):
+        for (k, gate), counts in sorted(self.gate_counts.items()):
+            lo, hi = (np.asarray(c, dtype=np.float64) for c in counts)
             out.append(GateSaturation(k, gate, float(lo.mean() / n), float(hi.mean() / n), lo / n, hi / n))
         return out

@@ -14,6 +14,7 @@ from charnn.inspect.activations import CHUNK, run_chunks, signals_of
 from charnn.inspect.finder import Finder, Findings
 from charnn.inspect.probes import probe_signals
 from charnn.inspect.surprise import TOP_K, Surprise, SurpriseCounter, layout
+from charnn.scoring.streams import STREAMS
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,9 @@ def encode(tokenizer, text: str) -> np.ndarray:
 
 
 def inspect_text(loaded, text: str, units: tuple[UnitRef, ...] = (), find: bool = False,
-                 top_k: int = TOP_K, chunk: int = CHUNK) -> Inspection:
-    """Surprise for every character, the values of ``units`` and, with ``find``, the unit finder."""
+                 top_k: int = TOP_K, chunk: int = CHUNK, streams: int = STREAMS) -> Inspection:
+    """Surprise for every character, the values of ``units`` and, with ``find``, the unit finder;
+    the text read as ``charnn eval`` reads it (``streams`` pieces side by side; 1: one stream)."""
     model, tok = loaded.model, loaded.tokenizer
     ids = encode(tok, text)
     lay = layout(tok, text, ids)
@@ -110,13 +112,13 @@ def inspect_text(loaded, text: str, units: tuple[UnitRef, ...] = (), find: bool 
         probes = {k: v[last_char] for k, v in probe_signals(lay.text).items()} if lay.text else {}
         finder = Finder(probes)
     traced = {u: np.zeros(len(ids), dtype=np.float32) for u in units}
-    for part in run_chunks(model, ids, chunk):
-        counter.add(part.start, part.logits)
+    for part in run_chunks(model, ids, chunk, streams):
+        at = part.index()
+        counter.add(part.start, part.logits, at)
         for u, values in traced.items():
-            series = part.layers[u.layer][u.signal][:, u.unit]
-            values[part.start : part.start + len(series)] = series.float().cpu().numpy()
+            values[at] = part.layers[u.layer][u.signal][:, u.unit].float().cpu().numpy()
         if finder is not None:
-            finder.add(part.start, part.layers)
+            finder.add(part.start, part.layers, at)
     cfg = model.config
     per_char = {u: np.repeat(v, lay.lengths) for u, v in traced.items()}
     return Inspection(str(loaded.path), cfg.cell, cfg.layers, cfg.hidden, counter.result(), per_char,

@@ -99,19 +99,25 @@ class SurpriseCounter:
         self.guess_ids = np.full((n, top_k), -1, dtype=np.int32)
         self.guess_probs = np.zeros((n, top_k), dtype=np.float32)
 
-    def add(self, start: int, logits: torch.Tensor) -> None:
-        n = len(self.ids)
-        end = min(start + logits.size(0), n - 1)  # the last token's prediction has no target
-        if end <= start:
+    def add(self, start: int, logits: torch.Tensor, positions: np.ndarray | None = None) -> None:
+        """The predictions ``logits`` (L, V) made after reading tokens ``positions`` (default
+        ``start .. start + L - 1``); the last token's prediction has no target and is skipped."""
+        if positions is None:
+            positions = np.arange(start, start + logits.size(0))
+        keep = positions < len(self.ids) - 1
+        if not keep.any():
             return
-        logp = torch.log_softmax(logits[: end - start].float(), dim=-1)
-        target = self.ids[start + 1 : end + 1].to(logp.device)
+        if not keep.all():
+            logits, positions = logits[torch.from_numpy(keep).to(logits.device)], positions[keep]
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        at = torch.from_numpy(positions + 1)
+        target = self.ids[at].to(logp.device)
         nll = -logp.gather(1, target.unsqueeze(1)).squeeze(1)
-        self.bits[start + 1 : end + 1] = nll.double().cpu().numpy() / math.log(2)
+        self.bits[positions + 1] = nll.double().cpu().numpy() / math.log(2)
         k = min(self.top_k, logp.size(1))
         top = logp.topk(k, dim=1)
-        self.guess_ids[start + 1 : end + 1, :k] = top.indices.cpu().numpy()
-        self.guess_probs[start + 1 : end + 1, :k] = top.values.exp().cpu().numpy()
+        self.guess_ids[positions + 1, :k] = top.indices.cpu().numpy()
+        self.guess_probs[positions + 1, :k] = top.values.exp().cpu().numpy()
 
     def result(self) -> Surprise:
         total = float(np.nansum(self.bits))

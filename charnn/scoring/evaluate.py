@@ -27,7 +27,8 @@ def evaluate_file(spec: str, text_path: str, device: str = "auto", encoding: str
 
 def evaluate_lm_file(path, text_path: str, device: str = "auto", encoding: str = "utf-8",
                      errors: str = "strict", max_tokens: int = 0, window: int = 256) -> dict:
-    """Score the whole text as one stream, the state carried across windows."""
+    """Score the whole text as ``score_text`` reads it (up to 64 streams side by side, see
+    ``scoring.streams.parallel_reading``), every token after the first scored once."""
     from charnn.runtime.device import set_cpu_threads
     from charnn.runtime.loading import load_model
     from charnn.scoring.streams import score_text
