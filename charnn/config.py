@@ -104,6 +104,7 @@ class RunSettings(_DictMixin):
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     encoding: str = "utf-8"
     errors: str = "strict"
+    init_from: str = ""  # the checkpoint a fine-tuned run started from (--init-from); "" for a new model
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSettings:
@@ -115,6 +116,7 @@ class RunSettings(_DictMixin):
             tokenizer=TokenizerConfig.from_dict(data.get("tokenizer", {})),
             encoding=data.get("encoding", "utf-8"),
             errors=data.get("errors", "strict"),
+            init_from=data.get("init_from") or "",
         )
 
 
