@@ -203,10 +203,10 @@ class FineTuneBase:
         return f"{cfg.get('layers')}×{cfg.get('hidden')} {cfg.get('cell', 'lstm')}, {tokens}"
 
 
-# fine-tuning: a quarter of a new run's peak rate adapts the model without washing out what it knows,
-# and its weights already work, so a short warm-up (benchmarks/README.md, "Fine-tuning")
-FINETUNE_LR_SCALE = 0.25
-FINETUNE_WARMUP_STEPS = 10
+# fine-tuning: half a new run's peak rate adapts the model without washing out what it knows, and its
+# weights already work, so a warm-up of a few steps (benchmarks/README.md, "Fine-tuning")
+FINETUNE_LR_SCALE = 0.5
+FINETUNE_WARMUP_STEPS = 3
 # the flags that set a model's shape or tokens: a fine-tuned run takes them from the model it starts from
 ARCHITECTURE_FLAGS = ("cell", "layers", "hidden", "embedding", "tie_weights", "tokenizer", "vocab_size")
 
@@ -257,8 +257,8 @@ def apply_finetune(s: RunSettings, base: FineTuneBase) -> None:
 def describe_finetune(s: RunSettings, base: FineTuneBase) -> str:
     """The line a fine-tuned run starts with: what it starts from and the defaults that differ."""
     return (f"Fine-tuning {base.name} ({base.describe()}): peak learning rate {s.train.lr:g}, warm-up "
-            f"{s.train.warmup_steps} steps (by default a quarter of a new model's rate and a short warm-up; --lr "
-            f"and --warmup change them), dropout {s.model.dropout:g}; the last {s.train.val_fraction:.0%} of "
+            f"{s.train.warmup_steps} steps (by default {FINETUNE_LR_SCALE:g} x a new model's rate and a short "
+            f"warm-up; --lr and --warmup change them), dropout {s.model.dropout:g}; the last {s.train.val_fraction:.0%} of "
             f"the text is held out, as for a new model.")
 
 
