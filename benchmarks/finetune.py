@@ -178,10 +178,10 @@ def main() -> int:
     args = ap.parse_args()
     if args.quick:
         args.budgets, args.python_bytes, args.conversations = [20], 100_000, 100
-    os.environ.setdefault("CHARNN_HOME", tempfile.mkdtemp(prefix="charnn-bench-"))
     rows = []
-    with tempfile.TemporaryDirectory() as tmp_name:
+    with tempfile.TemporaryDirectory(prefix="charnn-finetune-") as tmp_name:
         tmp = Path(tmp_name)
+        os.environ.setdefault("CHARNN_HOME", str(tmp / "home"))  # the corpora and token caches: gone after
         texts = {}
         if "python" in args.texts:
             texts["python"] = python_text(tmp / "stdlib-slice.py.txt", args.python_bytes)

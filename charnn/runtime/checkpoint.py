@@ -71,8 +71,12 @@ class CheckpointData:
 
     def to_payload(self) -> dict[str, Any]:
         if self.exported:
-            return {**{name: getattr(self, name) for name in _EXPORTED}, "exported": True}
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "exported"}
+            payload = {**{name: getattr(self, name) for name in _EXPORTED}, "exported": True}
+        else:
+            payload = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "exported"}
+        if self.init_from is None:  # a new model's checkpoint keeps the keys it always had
+            del payload["init_from"]
+        return payload
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> CheckpointData:
