@@ -36,7 +36,7 @@ def main() -> int:
     from charnn.training.chat_task import model_config_from_settings
 
     if args.corpus is None:
-        from corpora.chitchat import dialogue_file
+        from charnn.corpora.chitchat import dialogue_file
 
         args.corpus = str(dialogue_file())
     s = RunSettings(mode="chat", corpus=args.corpus)

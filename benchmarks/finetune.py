@@ -37,7 +37,7 @@ BUILTIN = {"python": ("tinyshakespeare-lm", "lm"), "dialogue": ("chitchat-chat",
 
 def python_text(out: Path, size: int) -> dict:
     """Whole files from the start of python-stdlib until ``size`` bytes."""
-    from corpora import python_stdlib
+    from charnn.corpora import python_stdlib
 
     source = python_stdlib.corpus_file().read_text(encoding="utf-8")
     files = source.split("\n# ---- ")
@@ -51,11 +51,11 @@ def python_text(out: Path, size: int) -> dict:
 
 def dialogue_text(out: Path, conversations: int) -> dict:
     """Conversations from the held-out part of the built-in chat model's training corpus."""
+    from charnn.corpora import chitchat
     from charnn.runtime.checkpoint import read_checkpoint
     from charnn.runtime.runs import find_model
     from charnn.text.corpus import hash_file
     from charnn.text.dialogue import format_plain, read_dialogues, split_conversations
-    from corpora import chitchat
 
     ck = read_checkpoint(find_model("chitchat-chat").path)
     path = chitchat.dialogue_file()

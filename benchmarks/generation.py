@@ -67,12 +67,16 @@ def main() -> int:
     start = tok.encode("\n")[0]
     g = torch.Generator(device=dev).manual_seed(0)
 
-    def step_loop(b):  # the previous fast path: model.step + softmax/multinomial per token
+    def step_loop(b):  # the previous fast path (the removed model.step): ATen cell kernels + multinomial
+        from charnn.models.cells import step
+
         def loop(n):
-            x, state = torch.full((b,), start, device=dev), None
+            x = torch.full((b,), start, device=dev)
+            hs = [torch.zeros(b, cfg.hidden, device=dev) for _ in range(cfg.layers)]
+            cs = [h.clone() for h in hs]
             for _ in range(n):
                 with torch.inference_mode():
-                    logits, state = model.step(x, state)
+                    logits = model.head(step(model.rnn, cfg.cell, model.embed(x), hs, cs))
                     x = next_token(logits, 0.8, generator=g)
                 x.tolist()
         return loop

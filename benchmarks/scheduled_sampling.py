@@ -74,7 +74,7 @@ def main() -> int:
     ap.add_argument("--vocab-size", type=int, default=1000, help="subword vocabulary (default 1000)")
     args = ap.parse_args()
 
-    from corpora.catalog import resolve_corpus
+    from charnn.corpora.catalog import resolve_corpus
 
     corpus = str(resolve_corpus(args.corpus, mode="chat"))
     rows = []

@@ -20,12 +20,40 @@ import shlex
 import sys
 import tempfile
 import time
+from itertools import pairwise
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import SHAKESPEARE, save, table, train_events  # noqa: E402
+from benchmarks.common import SHAKESPEARE, save, table  # noqa: E402
 
 NATS_TO_BITS = 1 / math.log(2)
+
+
+def run_events(settings, out: str) -> dict:
+    """Train to the end; the last event of each kind by class name, the final evaluation under
+    "FinalEval", and in order: the periodic evaluations ("evals"), the Step events ("steps") and the
+    sample count ("samples"), and the clock of the Step event before each sample ("sample_s")."""
+    from charnn.training.events import Eval, Sample, Step
+    from charnn.training.trainer import train_stream
+
+    last: dict = {"evals": [], "steps": [], "samples": 0, "sample_s": []}
+    for e in train_stream(settings, out=out):
+        last["FinalEval" if isinstance(e, Eval) and e.final else type(e).__name__] = e
+        if isinstance(e, Eval) and not e.final:
+            last["evals"].append(e)
+        elif isinstance(e, Step):
+            last["steps"].append(e)
+        elif isinstance(e, Sample):
+            last["samples"] += 1
+            last["sample_s"].append(last["steps"][-1].elapsed_s if last["steps"] else 0.0)
+    return last
+
+
+def pause_share(steps: list, elapsed_s: float) -> float:
+    """The share of the run's clock not spent training steps (evaluations, samples, saves): each Step
+    event's tokens since the one before, at its rate (which leaves the pauses out), is its training time."""
+    trained = sum((b.tokens - a.tokens) / b.tokens_per_s for a, b in pairwise(steps) if b.tokens_per_s > 0)
+    return max(0.0, 1.0 - trained / max(elapsed_s, 1e-9))
 
 
 def run_charnn(budget: float, device: str, extra: str = "") -> dict:
@@ -37,11 +65,14 @@ def run_charnn(budget: float, device: str, extra: str = "") -> dict:
     argv = ["train", str(SHAKESPEARE), "--time", str(budget), "--device", device, *shlex.split(extra)]
     s = settings_from_args(build_parser().parse_args(argv))
     with tempfile.TemporaryDirectory() as tmp:
-        last = train_events(s, os.path.join(tmp, "run"))
+        last = run_events(s, os.path.join(tmp, "run"))
     start, final, done = last["Start"], last["FinalEval"], last["Done"]
     # the run header's description: width, embedding, dropout, weight decay
     row = {"name": "charnn" + (f" {extra}" if extra else ""), "model": model_shape(start).removesuffix(" | "),
            "params": start.parameters, "batch": f"{s.train.batch_size}x{s.train.seq_len}", "steps": done.step,
+           "evals": len(last["evals"]), "samples": last["samples"],
+           "pause_%": round(100 * pause_share(last["steps"], done.elapsed_s), 1),
+           "1st_sample_s": round(last["sample_s"][0], 1) if last["sample_s"] else "-",
            "tok/s": round(done.tokens_per_s), "val_nats": round(final.val_loss, 4),
            "val_bpc": round(final.val_bpc, 4), "wall_s": round(done.elapsed_s, 1)}
     # the periodic evaluations (a slice of the held-out text: lower than the closing figure), to see
@@ -104,7 +135,8 @@ def main() -> int:
             if row.get("curve"):
                 print("periodic evaluations (step, bpc on a held-out slice): "
                       + ", ".join(f"{s} {b:.3f}" for s, b in row["curve"]), flush=True)
-    cols = ["budget_s", "name", "model", "params", "batch", "steps", "tok/s", "val_nats", "val_bpc", "wall_s"]
+    cols = ["budget_s", "name", "model", "params", "batch", "steps", "evals", "samples", "pause_%", "1st_sample_s",
+            "tok/s", "val_nats", "val_bpc", "wall_s"]
     print("\n" + table(rows, cols))
     for budget in args.budgets:
         pair = {r["name"].split()[0]: r for r in rows if r["budget_s"] == budget}

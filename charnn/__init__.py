@@ -11,4 +11,20 @@ import os as _os
 if "OMP_WAIT_POLICY" not in _os.environ:
     _os.environ.setdefault("GOMP_SPINCOUNT", "3000")
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version: pyproject.toml reads it from here
+
+# A wheel carries corpora/ inside the package; a source checkout keeps it beside charnn/.
+_ROOT = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+if not _os.path.isdir(_os.path.join(__path__[0], "corpora")) and _os.path.isfile(
+        _os.path.join(_ROOT, "corpora", "__init__.py")):
+    import sys as _sys
+    from importlib.machinery import PathFinder as _PathFinder
+
+    class _SourceCorporaFinder:
+        """Finds ``charnn.corpora`` in the checkout's top-level ``corpora/``."""
+
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            return _PathFinder.find_spec(name, [_ROOT]) if name == "charnn.corpora" else None
+
+    _sys.meta_path.insert(0, _SourceCorporaFinder)

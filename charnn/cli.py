@@ -20,10 +20,14 @@ DEFAULTS_NOTE = "defaults suit a CPU; on a GPU try --hidden 1024 --batch-size 12
 
 
 def _duration(text: str) -> float:
+    body = text.strip()
     try:
-        return parse_duration(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+        seconds = -parse_duration(body[1:]) if body.startswith("-") else parse_duration(body)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 90, 90s, 5m or 1h)") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"the time budget must be more than zero, not {text!r} (try 90, 5m or 1h)")
+    return seconds
 
 
 def _whole_number(text: str) -> int:
@@ -53,7 +57,7 @@ def _add_train(sub) -> None:
                    help="start from a trained model instead of from scratch (a name from `charnn models`, a run "
                         "or a checkpoint file): it keeps its architecture and tokenizer and is fine-tuned on "
                         "CORPUS with a lower learning rate")
-    g.add_argument("--cell", choices=["lstm", "gru", "rnn"], default=None, help="recurrent cell (default lstm)")
+    g.add_argument("--cell", choices=["lstm", "gru", "rnn", "peephole", "cifg"], default=None, help="recurrent cell (default lstm)")
     g.add_argument("--layers", type=_whole_number, default=None)
     g.add_argument("--hidden", type=_whole_number, default=None,
                    help="LSTM width (CPU default: 128-512, the widest this machine trains on enough text "
@@ -127,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prime", default="", help="text the sample continues")
     p.add_argument("--length", type=int, default=500, help="tokens to generate (characters for char models)")
     p.add_argument("--num-samples", "-n", type=int, default=1)
+    p.add_argument("--novelty", action="store_true",
+                   help="after each sample, the share that is new and the spans of 20+ characters copied "
+                        "verbatim from the model's training text (which must be on this machine)")
 
     p = sub.add_parser("eval", help="bits per character of a text under a model")
     p.add_argument("checkpoint", help="a model name from `charnn models`, a run directory or a checkpoint file")
@@ -137,8 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=0, help="score at most this many tokens (0 = all)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    p = sub.add_parser("models", help="list trained runs")
+    p = sub.add_parser("models", help="list trained runs, or compare some (--compare RUN RUN ...)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--compare", nargs="+", metavar="RUN",
+                   help="runs side by side: the settings that differ, their scores, and their validation "
+                        "curves at common points (and as a chart in a terminal)")
 
     sub.add_parser("corpora", help="list built-in corpora")
 
@@ -155,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context", type=int, default=None, help="previous turns the model reads")
     p.add_argument("--beam", type=int, default=0, help="beam search width (0 = sample)")
     p.add_argument("--max-length", type=int, default=200, help="longest reply in tokens")
+
+    _add_inspect(sub)
 
     p = sub.add_parser("tui", help="open the terminal UI")
     p.add_argument("--run", help="follow a run (name or directory), or open a model from `charnn models` by name")
@@ -198,8 +210,8 @@ SETTING_FLAGS = ("mode", "tokenizer", "vocab_size", "encoding", "errors", "cell"
 
 def settings_from_args(args):
     """Flags into a plain dict, then charnn.presets.build_settings: the CLI only parses."""
+    from charnn.corpora.catalog import resolve_corpus
     from charnn.presets import build_settings
-    from corpora.catalog import resolve_corpus
 
     flags = {name: getattr(args, name) for name in SETTING_FLAGS}
     flags["world"] = int(os.environ.get("WORLD_SIZE", "1"))
@@ -323,6 +335,7 @@ def cmd_generate(args) -> int:
         from charnn.decoding.sampling import encode_prime
 
         encode_prime(loaded.tokenizer, cfg.prime)
+    index = _novelty_index(loaded) if args.novelty else None
     out = sys.stdout
     import torch
 
@@ -335,10 +348,14 @@ def cmd_generate(args) -> int:
         if cfg.num_samples > 1:
             out.write(f"{'' if i == 0 else chr(10)}--- sample {i + 1} ---\n")
         out.write(cfg.prime)
+        pieces = []
         for piece in generate_text(loaded.model, loaded.tokenizer, cfg, loaded.device, gen):
             out.write(piece)
             out.flush()
+            pieces.append(piece)
         out.write("\n")
+        if index is not None:
+            _print_novelty(index, "".join(pieces))
     out.flush()
     return 0
 
@@ -367,6 +384,8 @@ def cmd_models(args) -> int:
     from charnn.report import PERIODIC_MARK, SCORE_LEGEND, fmt_count, score_cell
     from charnn.runtime.runs import RunRecord, bundled_model_info, bundled_models, list_runs
 
+    if args.compare:
+        return _compare_runs(args.compare, sys.stdout.isatty())
     runs = list_runs()
     if args.json:
         print(json.dumps([r.to_json() for r in runs], indent=2))
@@ -404,8 +423,66 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _compare_runs(specs: list[str], chart: bool) -> int:
+    """``charnn models --compare``: a table per run, the settings that differ, the curves at common points."""
+    from charnn.report import fmt_count
+    from charnn.tui.braille import fmt_seconds
+    from charnn.tui.run_curves import common_points, differences, find_runs, read_curve
+
+    curves = [read_curve(r) for r in find_runs(specs)]
+    width = max(len(c.name) for c in curves) + 2
+
+    def num(value: float | None) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    print(f"{'run':<{width}}{'best val':>9}{'held-out':>9}{'steps':>8}{'tokens':>9}{'time':>8}")
+    for c in curves:
+        r = c.record
+        print(f"{c.name:<{width}}{num(r.best_val_bpc):>9}{num(r.held_out_bpc):>9}{r.step or 0:>8,}"
+              f"{fmt_count(c.total_tokens):>9}{fmt_seconds(c.total_seconds):>8}")
+    diffs = differences(curves)
+    print("\nsettings that differ:" if diffs else "\nthe runs' settings are the same")
+    for key, values in diffs:
+        print(f"  {key:<24}" + "  ".join(f"{c.name}={v}" for c, v in zip(curves, values, strict=True)))
+    for axis, fmt in (("tokens", fmt_count), ("seconds", fmt_seconds)):
+        points = common_points(curves, axis)
+        label = "tokens seen" if axis == "tokens" else "training time"
+        if not points:
+            print(f"\nno {label} reached by every run")
+            continue
+        print(f"\nval bits/char at {label}\n{'':<{width}}" + "".join(f"{fmt(x):>9}" for x in points))
+        for c in curves:
+            print(f"{c.name:<{width}}" + "".join(f"{num(c.at(axis, x)):>9}" for x in points))
+    if chart:
+        _print_compare_chart(curves)
+    return 0
+
+
+def _print_compare_chart(curves) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    from charnn.tui import braille
+    from charnn.tui.widgets.palette import PALETTE
+
+    lines = [braille.Line(c.tokens, c.bpc, str(i), mark="●") for i, c in enumerate(curves)]
+    rows = braille.chart(lines, 72, 14, x_suffix=" tokens")
+    if rows is None:
+        return
+    console = Console(highlight=False)
+    legend = Text("\nval bits/char  ")
+    for i, c in enumerate(curves):
+        legend.append(f"● {c.name}  ", style=PALETTE[i % len(PALETTE)])
+    console.print(legend)
+    for row in rows:
+        text = Text()
+        for piece, role in row:
+            text.append(piece, style=PALETTE[int(role) % len(PALETTE)] if role.isdigit() else "dim")
+        console.print(text)
+
+
 def cmd_corpora(args) -> int:
-    from corpora.catalog import print_catalog
+    from charnn.corpora.catalog import print_catalog
 
     print_catalog()
     return 0
@@ -434,10 +511,163 @@ def cmd_tui(args) -> int:
     return run_tui(run=args.run)
 
 
+# -- inspect: what the network learned (charnn/inspect/ holds the logic) ----------------
+
+SHOW_CHARS = 3000  # characters of the text coloured in the terminal; --html shows all of it
+
+
+def _add_inspect(sub) -> None:
+    p = sub.add_parser(
+        "inspect", help="look inside a language model: surprise, units, gates, gradient flow",
+        description="Colour TEXT by the model's surprise (bits per character, the figure `charnn eval` "
+                    "gives) or by one unit's cell state, output or gate; find the units that track the "
+                    "line position, quotes, bracket depth and more; measure gradient flow. TEXT is read "
+                    "from a file when one exists at that path, from standard input when it is `-`, and "
+                    "is otherwise the text itself. In a terminal the text is coloured; otherwise only "
+                    "the figures are printed.")
+    p.add_argument("text", metavar="TEXT", help="a file, `-` for standard input, or the text itself")
+    p.add_argument("--checkpoint", "-c", action="append", default=None,
+                   help="checkpoint file, run directory or run name (default: the latest language model, "
+                        "else the built-in one); give several with --gradients, one line per model")
+    p.add_argument("--unit", metavar="LAYER:N", help="colour by this unit (layer and unit numbered from 0)")
+    p.add_argument("--signal", choices=["c", "h", "i", "f", "o", "g"], default=None,
+                   help="which value of --unit: cell state c (default; h for GRU/RNN), output h, gates i f o, "
+                        "candidate g")
+    p.add_argument("--find", action="store_true", help="the unit finder: units that track each probe, "
+                                                       "and how often each gate is saturated")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
+    p.add_argument("--gradients", action="store_true",
+                   help="mean norm of the loss gradient w.r.t. the hidden state k steps back, k = 1..--window")
+    p.add_argument("--window", type=_whole_number, default=64, help="steps back for --gradients (default 64)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--encoding", default="utf-8", help="encoding of a TEXT file (default utf-8)")
+
+
+def cmd_inspect(args) -> int:
+    import json
+
+    from charnn.inspect.session import (
+        inspect_text,
+        load_for_inspection,
+        parse_unit,
+        read_text_arg,
+        to_json,
+    )
+    from charnn.runtime.device import set_cpu_threads
+
+    specs = args.checkpoint or [None]
+    if len(specs) > 1 and not args.gradients:
+        raise CharnnError("Several --checkpoint options go with --gradients only (one line per model).")
+    text = read_text_arg(args.text, args.encoding)
+    set_cpu_threads()
+    if args.gradients:
+        return _inspect_gradients(args, specs, text)
+    loaded = load_for_inspection(specs[0], args.device)
+    if args.signal and not args.unit:
+        raise CharnnError("--signal chooses a value of --unit LAYER:N; give --unit too.")
+    default_signal = "c" if loaded.model.config.cell not in ("gru", "rnn") else "h"
+    units = (parse_unit(args.unit, args.signal or default_signal, loaded.model),) if args.unit else ()
+    result = inspect_text(loaded, text, units, find=args.find)
+    if args.html:
+        from charnn.inspect.webpage import write_page
+
+        write_page(args.html, result, loaded.tokenizer)
+    if args.json:
+        print(json.dumps(to_json(result)))
+        return 0
+    _print_inspection(result, sys.stdout.isatty())
+    if args.html:
+        print(f"page written to {args.html}")
+    return 0
+
+
+def _print_inspection(result, colour: bool) -> None:
+    import numpy as np
+
+    from charnn.inspect import colours
+
+    s, text = result.surprise, result.text
+    if colour:
+        from rich.console import Console
+        from rich.text import Text
+
+        shown = text[:SHOW_CHARS]
+        unit = next(iter(result.units.values()), None)
+        rgb = (colours.signed_rgb(unit[: len(shown)]) if unit is not None
+               else colours.surprise_rgb(s.char_bits[: len(shown)]))
+        body = Text()
+        for piece, hex_colour in colours.runs(shown, rgb):
+            body.append(piece, style=f"on {hex_colour}")
+        Console(highlight=False).print(body)
+        if len(text) > SHOW_CHARS:
+            print(f"(the first {SHOW_CHARS:,} of {len(text):,} characters; --html shows them all)")
+    print(f"{s.bits_per_char:.4f} bits/char over {len(text):,} characters ({result.cell} "
+          f"{result.layers}x{result.hidden}, {result.checkpoint})")
+    hot = ", ".join(f"{text[a:b]!r} {bits:.1f} bits" for a, b, bits in s.hot_spans())
+    print(f"most surprising: {hot}")
+    for u, values in result.units.items():
+        print(f"unit {u.name}: min {np.min(values):.3f}, mean {np.mean(values):.3f}, max {np.max(values):.3f}")
+    f = result.findings
+    if f is not None:
+        print(f"\n{'probe':<16} {'unit':>9} {'signal':>6} {'r':>7}")
+        for m in f.matches:
+            print(f"{m.probe:<16} {f'{m.layer}:{m.unit}':>9} {m.signal:>6} {m.r:>7.3f}")
+        for probe in f.probes:
+            if f.best(probe) is None:
+                print(f"{probe:<16} {'(constant in this text)':>24}")
+        print("\ngate saturation (share of steps x units below 0.1 / above 0.9)")
+        for g in f.saturation:
+            print(f"layer {g.layer} {g.gate}: {g.left:6.1%} shut {g.right:6.1%} open")
+
+
+def _inspect_gradients(args, specs: list, text: str) -> int:
+    import json
+
+    from charnn.inspect.gradients import gradient_flow
+    from charnn.inspect.session import encode, load_for_inspection
+
+    flows = []
+    for spec in specs:
+        loaded = load_for_inspection(spec, args.device)
+        ids = encode(loaded.tokenizer, text)
+        flows.append(gradient_flow(loaded.model, ids, window=args.window, checkpoint=str(loaded.path)))
+    if args.json:
+        print(json.dumps({"gradients": [{"checkpoint": g.checkpoint, "cell": g.cell, "norms": g.norms}
+                                        for g in flows]}))
+        return 0
+    ks = [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256) if k <= args.window]
+    print("mean |dL_t/dh_(t-k)|  " + "".join(f"{f'k={k}':>10}" for k in ks))
+    for g in flows:
+        print(f"{g.cell:<6} {g.checkpoint[-14:]:>14} " + "".join(f"{g.at(k) or 0.0:>10.2e}" for k in ks))
+    return 0
+
+
+def _novelty_index(loaded):
+    from charnn.inspect.novelty import corpus_path, novelty_index
+
+    settings = loaded.checkpoint.get("settings") or {}
+    return novelty_index(corpus_path(loaded.checkpoint), settings.get("encoding", "utf-8"),
+                         settings.get("errors", "strict"))
+
+
+def _print_novelty(index, text: str) -> None:
+    from charnn.inspect.novelty import SPAN, novelty
+
+    result = novelty(index, text)
+    print(f"novelty: {result.new_share:.1%} of {len(text):,} characters are new; "
+          f"{len(result.copied)} span(s) of {SPAN}+ characters found verbatim in the training text")
+    for a, b in result.copied:
+        print(f"  copied [{a}:{b}] {text[a:b]!r}")
+    if result.note:
+        print(f"  note: {result.note}")
+
+
 COMMANDS = {
     "train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "models": cmd_models,
     "corpora": cmd_corpora, "export": cmd_export, "chat": cmd_chat, "tui": cmd_tui,
 }
+COMMANDS["inspect"] = cmd_inspect
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,7 @@ class ModelConfig(_DictMixin):
     """A stacked recurrent language model: embedding -> RNN x layers -> linear."""
 
     vocab_size: int = 0
-    cell: str = "lstm"  # lstm | gru | rnn
+    cell: str = "lstm"  # lstm | gru | rnn | peephole | cifg
     layers: int = 2
     hidden: int = 512
     embedding: int = 0  # 0: "same as hidden" in a saved config; a new LM run fills in presets.auto_embedding

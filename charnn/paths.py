@@ -30,5 +30,7 @@ def cache_dir() -> Path:
 
 
 def bundled_checkpoints_dir() -> Path:
-    """The small pretrained models shipped in the repository's ``checkpoints/``."""
-    return Path(__file__).resolve().parent.parent / "checkpoints"
+    """The small pretrained models: inside an installed package, else the checkout's ``checkpoints/``."""
+    package = Path(__file__).resolve().parent
+    inside = package / "checkpoints"
+    return inside if inside.is_dir() else package.parent / "checkpoints"

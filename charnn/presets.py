@@ -286,6 +286,7 @@ def build_settings(flags: Mapping[str, Any], corpus: str, corpus_bytes: int | No
     apply_presets(s, device, budget_s, corpus_bytes if s.mode == "lm" else None, rate_of)
     if base is not None:
         apply_finetune(s, base)
+    s.train.time_s = budget_s or 0.0  # the default budget too: MAX_EPOCHS alone would not end the run
     for flag, (section, name) in FLAG_FIELDS.items():
         if flags.get(flag) is not None:
             setattr(getattr(s, section), name, flags[flag])

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from charnn.corpora import python_stdlib, tinyshakespeare
+from charnn.corpora.cache import corpora_cache_dir, fmt_size
 from charnn.errors import CharnnError
-from corpora import python_stdlib, tinyshakespeare
-from corpora.cache import corpora_cache_dir, fmt_size
 
 Notify = Callable[[str], None]
 
@@ -105,12 +105,12 @@ def _chitchat_entry() -> CatalogEntry:
 
 def _chitchat_cached_files() -> list[Path]:
     """The chitchat files already built here (dialogue first), found without building them."""
-    from corpora import chitchat
+    from charnn.corpora import chitchat
 
     listed = getattr(chitchat, "cached_files", None)
     if callable(listed):
         return [Path(p) for p in listed() if Path(p).is_file()]
-    # corpora.chitchat names its files NAME-...-vVERSION.txt in the corpora cache
+    # charnn.corpora.chitchat names its files NAME-...-vVERSION.txt in the corpora cache
     pattern = f"{chitchat.NAME}*-v{getattr(chitchat, 'VERSION', '*')}.txt"
     return sorted(p for p in corpora_cache_dir().glob(pattern) if p.is_file() and p.stat().st_size > 0)
 
@@ -167,7 +167,7 @@ def builtin_path(name: str, mode: str = "lm", notify: Notify | None = None) -> P
             say(f"gathering this Python's standard-library sources into {python_stdlib.cached_path()}")
         return python_stdlib.corpus_file()
     if name == DEFAULT_CHAT:
-        from corpora import chitchat
+        from charnn.corpora import chitchat
 
         if not _chitchat_cached_files():
             say(f"building {DEFAULT_CHAT} from the chitchat-dataset package into {corpora_cache_dir()}")

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from charnn.corpora.cache import corpora_cache_dir, write_atomic
 from charnn.errors import CharnnError
 from charnn.text.dialogue import Conversation, add_turn, format_plain
-from corpora.cache import corpora_cache_dir, write_atomic
 
 NAME = "chitchat"
 VERSION = 1  # bump when the files' format changes, so old caches are rebuilt

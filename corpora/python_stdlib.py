@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from charnn.corpora.cache import corpora_cache_dir, read_json, write_atomic, write_json_atomic
 from charnn.errors import CharnnError
-from corpora.cache import corpora_cache_dir, read_json, write_atomic, write_json_atomic
 
 NAME = "python-stdlib"
 CAP_BYTES = 4_000_000  # a few MB: enough for a char-RNN to learn Python's look, small enough to tokenize at once

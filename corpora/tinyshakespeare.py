@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.request import urlopen
 
+from charnn.corpora.cache import corpora_cache_dir, write_atomic
 from charnn.errors import CharnnError
-from corpora.cache import corpora_cache_dir, write_atomic
 
 NAME = "tinyshakespeare"
 URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"

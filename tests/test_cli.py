@@ -32,6 +32,23 @@ def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
+@pytest.mark.parametrize("budget", ["0", "0s", "0m", "-5", "-5m"])
+def test_a_zero_or_negative_time_budget_is_refused_in_one_sentence(budget, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "tinyshakespeare", f"--time={budget}"])
+    assert exited.value.code != 0
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.endswith(f"the time budget must be more than zero, not {budget!r} (try 90, 5m or 1h)")
+
+
+def test_version_prints_the_package_version(capsys):
+    from charnn import __version__
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"charnn {__version__}"
+
+
 @pytest.fixture
 def trained_run(small_text, capsys):
     code = main(["train", str(small_text), *tiny_args("--steps", "12", "--eval-every", "6", "--name", "cli")])

@@ -15,9 +15,9 @@ import pytest
 from conftest import tiny_args
 
 from charnn.cli import main
+from charnn.corpora import cache, catalog, python_stdlib, tinyshakespeare
+from charnn.corpora.catalog import resolve_corpus
 from charnn.errors import CharnnError
-from corpora import cache, catalog, python_stdlib, tinyshakespeare
-from corpora.catalog import resolve_corpus
 
 
 @pytest.fixture(autouse=True)
@@ -178,12 +178,12 @@ def test_no_corpus_offline_falls_back_to_python_stdlib_and_says_why(no_shakespea
 
 def test_chitchat_resolves_to_dialogue_for_chat_and_flat_text_for_lm(tmp_path, monkeypatch, messages):
     dialogue, flat = tmp_path / "dialogue.txt", tmp_path / "flat.txt"
-    fake = types.ModuleType("corpora.chitchat")
+    fake = types.ModuleType("charnn.corpora.chitchat")
     fake.dialogue_file = lambda: dialogue
     fake.flat_text_file = lambda: flat
     fake.cached_files = lambda: []
-    monkeypatch.setitem(sys.modules, "corpora.chitchat", fake)
-    import corpora
+    monkeypatch.setitem(sys.modules, "charnn.corpora.chitchat", fake)
+    from charnn import corpora
 
     monkeypatch.setattr(corpora, "chitchat", fake, raising=False)
     assert resolve_corpus(None, mode="chat", notify=messages.append) == dialogue
@@ -193,7 +193,7 @@ def test_chitchat_resolves_to_dialogue_for_chat_and_flat_text_for_lm(tmp_path, m
 
 
 def test_chitchat_is_built_on_first_use_and_then_listed_as_available(monkeypatch, messages):
-    from corpora import chitchat
+    from charnn.corpora import chitchat
 
     monkeypatch.setattr(chitchat, "conversations", lambda: [["hello there", "hi, how are you?"], ["bye", "see you"]])
     entry = {e.name: e for e in catalog.catalog()}["chitchat"]

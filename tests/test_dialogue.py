@@ -113,7 +113,7 @@ def test_plain_format_round_trips_with_and_without_speakers():
 def test_chitchat_builder_merges_runs_of_one_sender_and_caches_its_files(monkeypatch):
     import chitchat_dataset
 
-    from corpora import chitchat
+    from charnn.corpora import chitchat
 
     data = {
         "c1": {"messages": [
@@ -138,7 +138,7 @@ def test_chitchat_builder_merges_runs_of_one_sender_and_caches_its_files(monkeyp
 
 
 def test_the_real_chitchat_package_has_its_seven_thousand_conversations():
-    from corpora import chitchat
+    from charnn.corpora import chitchat
 
     convs = chitchat.conversations()
     assert len(convs) == 7168

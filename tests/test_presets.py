@@ -226,7 +226,13 @@ def test_measuring_time_comes_out_of_the_budget_but_leaves_at_least_a_second():
 
 
 def test_build_settings_fills_presets_then_the_given_flags_win_without_argparse(shakespeare):
-    from charnn.presets import CHAT_DEFAULTS, LM_CPU, build_settings
+    from charnn.presets import (
+        CHAT_DEFAULTS,
+        DEFAULT_TIME_BUDGET_S,
+        LM_CPU,
+        MAX_EPOCHS,
+        build_settings,
+    )
 
     rate, asked = machine(70_000)
 
@@ -241,6 +247,8 @@ def test_build_settings_fills_presets_then_the_given_flags_win_without_argparse(
     assert s.train.time_s == 89.2 and s.train.lr == LM_CPU["lr"] and s.tokenizer.kind == "char"
     s = build_settings({"steps": 5, "device": "cpu", "lr": 0.01, "no_bf16": True}, str(shakespeare), None, Probe)
     assert (s.model.hidden, s.train.lr, s.train.bf16, s.train.time_s) == (LM_CPU["hidden"], 0.01, False, 0.0)
+    s = build_settings({"device": "cpu"}, str(shakespeare), 1_115_394, Probe)  # no budget given: the default
+    assert s.train.time_s == DEFAULT_TIME_BUDGET_S - 0.8 and s.train.epochs == MAX_EPOCHS  # whichever is first
     chat = build_settings({"mode": "chat", "steps": 5}, str(shakespeare))
     assert chat.train.seq_len == CHAT_DEFAULTS["seq_len_subword"] and chat.train.weight_decay == 0.01
 

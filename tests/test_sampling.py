@@ -106,25 +106,6 @@ def test_sampling_distribution_matches_softmax():
     assert torch.allclose(freq, torch.tensor([0.7, 0.2, 0.1]), atol=0.03)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_fast_single_token_step_matches_the_full_forward(cell):
-    torch.manual_seed(0)
-    model = RNNLanguageModel(ModelConfig(vocab_size=11, layers=2, hidden=16, cell=cell)).eval()
-    ids = torch.randint(0, 11, (3, 7))
-    full, _, full_state = model(ids)
-    state, logits = None, []
-    with torch.no_grad():
-        for i in range(ids.size(1)):
-            step_logits, state = model.step(ids[:, i], state)
-            logits.append(step_logits)
-    assert torch.allclose(torch.stack(logits, dim=1), full, atol=1e-5)
-    if cell == "lstm":
-        assert torch.allclose(state[0], full_state[0], atol=1e-5)
-        assert torch.allclose(state[1], full_state[1], atol=1e-5)
-    else:
-        assert torch.allclose(state, full_state, atol=1e-5)
-
-
 def test_two_interleaved_generations_do_not_disturb_each_other():
     model, tok = _model_and_tokenizer()
     alone = "".join(generate_text(model, tok, SampleConfig(temperature=1.0, length=30, seed=5)))
@@ -137,7 +118,8 @@ def test_two_interleaved_generations_do_not_disturb_each_other():
     assert "".join(out) == alone
 
 
-@pytest.mark.parametrize("cell,vocab,embedding", [("lstm", 11, 0), ("lstm", 11, 5), ("gru", 11, 0), ("rnn", 11, 0)])
+@pytest.mark.parametrize("cell,vocab,embedding", [("lstm", 11, 0), ("lstm", 11, 5), ("gru", 11, 0), ("rnn", 11, 0),
+                                                  ("peephole", 11, 5), ("cifg", 11, 0)])
 def test_stepper_matches_the_full_forward(cell, vocab, embedding, monkeypatch):
     from charnn.models import stepper as stepper_mod
 
@@ -149,11 +131,12 @@ def test_stepper_matches_the_full_forward(cell, vocab, embedding, monkeypatch):
     for table in (True, False):  # the first-layer lookup table and the plain product agree
         monkeypatch.setattr(stepper_mod, "TABLE_MAX_MACS", 1 << 30 if table else 0)
         st = model.stepper(batch=3)
-        assert (st.table is not None) == (table and cell == "lstm")
+        assert (st.table is not None) == (table and cell != "gru" and cell != "rnn")
         logits = [st.logits(st.advance(ids[:, i])) for i in range(ids.size(1))]
         assert torch.allclose(torch.stack(logits, dim=1), full, atol=1e-5)
-        for got, want in zip(st.state if cell == "lstm" else (st.state,),
-                             full_state if cell == "lstm" else (full_state,), strict=True):
+        with_c = cell not in ("gru", "rnn")
+        for got, want in zip(st.state if with_c else (st.state,),
+                             full_state if with_c else (full_state,), strict=True):
             assert torch.allclose(got, want, atol=1e-5)
     # a stepper started from a carried state continues exactly where forward stopped
     more = torch.randint(0, vocab, (3, 4))

@@ -157,6 +157,40 @@ async def test_the_sample_log_keeps_the_newest_samples_and_reuses_its_widgets(mo
 
 
 @run_async
+async def test_t_flips_the_sample_pane_between_newest_first_and_the_time_lapse(monkeypatch):
+    from charnn.training.events import Sample
+    from charnn.tui.widgets import sample_log
+
+    monkeypatch.setattr(sample_log, "MAX_SAMPLES", 4)
+    app = CharnnApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.train_screen
+        screen.begin_run()  # the dashboard, as a run shows it
+        log = screen.query_one(SampleLog)
+        for step in (10, 20, 30):
+            screen.show_event(Sample(step=step, text=f"text {step}"))
+        await pilot.pause()
+        footer = {b.binding.key: b.binding.description for b in screen.active_bindings.values()}
+        assert footer["t"] == "Time-lapse" and log.border_title == "samples · newest first"
+        assert [s.step for s in log.samples] == [30, 20, 10]
+        await pilot.press("t")
+        assert [s.step for s in log.samples] == [10, 20, 30]  # one text, oldest first
+        assert log.border_title == "samples · time-lapse, oldest first"
+        footer = {b.binding.key: b.binding.description for b in screen.active_bindings.values()}
+        assert footer["t"] == "Newest first"
+        for step in (40, 50):  # new samples join the end of the time-lapse; full, the oldest goes
+            screen.show_event(Sample(step=step, text=f"text {step}"))
+        await pilot.pause()
+        assert [(s.step, s.text) for s in log.samples] == [(20, "text 20"), (30, "text 30"), (40, "text 40"),
+                                                           (50, "text 50")]
+        await pilot.press("t")
+        assert [s.step for s in log.samples] == [50, 40, 30, 20]
+        screen.show_event(Sample(step=60, text="text 60"))
+        await pilot.pause()
+        assert [s.step for s in log.samples] == [60, 50, 40, 30]
+
+
+@run_async
 async def test_pause_resume_and_stop_save_a_resumable_checkpoint(small_text):
     app = CharnnApp()
     async with app.run_test(size=(80, 24)) as pilot:

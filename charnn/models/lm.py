@@ -1,12 +1,13 @@
 """A stacked recurrent language model (char-rnn / word_language_model shape).
 
-tokens -> embedding -> dropout -> {LSTM, GRU, RNN} x layers (dropout between)
+tokens -> embedding -> dropout -> {LSTM, GRU, RNN, peephole / CIFG LSTM} x layers (dropout between)
        -> dropout -> linear -> logits over the vocabulary
 
 ``forward(idx, targets=None, state=None) -> (logits, loss, state)``: the state
 is returned so the caller can carry it across truncated-BPTT windows, and
 sampling feeds one token at a time at constant cost. Weight tying (Press &
-Wolf 2017, Inan et al. 2017) shares the embedding with the output layer.
+Wolf 2017, Inan et al. 2017) shares the embedding with the output layer. The
+LSTM variants of ``--cell peephole`` and ``--cell cifg`` run step by step (models/cells.py).
 """
 
 from __future__ import annotations
@@ -17,22 +18,25 @@ from torch import nn
 
 from charnn.config import ModelConfig
 from charnn.errors import CharnnError
+from charnn.models.cells import VARIANTS, StepwiseLSTM
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
-CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN, **{v: StepwiseLSTM for v in VARIANTS}}
 
 
 class RNNLanguageModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         if config.cell not in CELLS:
-            raise CharnnError(f"Unknown --cell {config.cell!r}; use lstm, gru or rnn.")
+            raise CharnnError(f"Unknown --cell {config.cell!r}; use lstm, gru, rnn, peephole or cifg.")
         if config.tie_weights and config.embedding_dim != config.hidden:
             raise CharnnError("--tie-weights needs --embedding equal to --hidden (or left at 0).")
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.embedding_dim)
         self.drop = nn.Dropout(config.dropout)
         kwargs = {"nonlinearity": "tanh"} if config.cell == "rnn" else {}
+        if config.cell in VARIANTS:
+            kwargs = {"variant": config.cell}
         self.rnn = CELLS[config.cell](
             config.embedding_dim,
             config.hidden,
@@ -56,16 +60,17 @@ class RNNLanguageModel(nn.Module):
         std = 0.05 if cfg.tie_weights else (cfg.hidden / cfg.embedding_dim) ** 0.5
         nn.init.normal_(self.embed.weight, std=std)
         nn.init.zeros_(self.head.bias)
-        if self.config.cell == "lstm":
+        if self.config.cell in ("lstm", *VARIANTS):
             # forget-gate bias of 1 (Jozefowicz et al. 2015) helps early learning
             h = self.config.hidden
+            f = slice(0, h) if self.config.cell == "cifg" else slice(h, 2 * h)  # cifg's blocks: f g o
             for name, p in self.rnn.named_parameters():
                 if name.startswith("bias_ih"):
                     with torch.no_grad():
-                        p[h : 2 * h].fill_(1.0)
+                        p[f].fill_(1.0)
                 elif name.startswith("bias_hh"):
                     with torch.no_grad():
-                        p[h : 2 * h].fill_(0.0)
+                        p[f].fill_(0.0)
 
     def forward(
         self,
@@ -80,35 +85,6 @@ class RNNLanguageModel(nn.Module):
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1))
         return logits, loss, state
-
-    def step(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """One token per stream (shape ``(B,)``) -> next-token logits ``(B, V)`` and the new state.
-
-        Same result as ``forward`` on a length-1 sequence, but through the ATen cell
-        kernels: CPU's oneDNN RNN path costs milliseconds per call at sequence length 1.
-        """
-        cfg = self.config
-        x = self.embed(tokens)
-        b = tokens.size(0)
-        if state is None:
-            zeros = x.new_zeros(cfg.layers, b, cfg.hidden)
-            state = (zeros, zeros.clone()) if cfg.cell == "lstm" else zeros
-        hs, cs = [], []
-        flat = self.rnn._flat_weights  # [w_ih, w_hh, b_ih, b_hh] per layer
-        for layer in range(cfg.layers):
-            weights = flat[4 * layer : 4 * layer + 4]
-            if cfg.cell == "lstm":
-                h, c = torch.lstm_cell(x, (state[0][layer], state[1][layer]), *weights)
-                cs.append(c)
-            elif cfg.cell == "gru":
-                h = torch.gru_cell(x, state[layer], *weights)
-            else:
-                h = torch.rnn_tanh_cell(x, state[layer], *weights)
-            hs.append(h)
-            x = self.drop(h) if layer < cfg.layers - 1 and self.rnn.dropout else h
-        logits = self.head(self.drop(x))
-        new_state: State = (torch.stack(hs), torch.stack(cs)) if cfg.cell == "lstm" else torch.stack(hs)
-        return logits, new_state
 
     def stepper(self, batch: int = 1, state: State | None = None):
         """A ``Stepper`` over this model's current weights: the fast path for generation."""

@@ -18,6 +18,9 @@ CPU both are dominated by fixed per-operation costs, not arithmetic, so
   from the caller's generator) into the output bias, so the output layer and
   the draw are one ``addmm`` and one ``argmax``.
 
+The peephole and coupled-gate LSTMs (models/cells.py) share the LSTM path (lookup table, folded
+biases, transposed recurrent weights) and differ only in the cell step itself.
+
 Inference only: dropout is not applied. The stepper holds views of the model's
 weights as they were when it was made; make a new one after the weights change.
 """
@@ -25,6 +28,8 @@ weights as they were when it was made; make a new one after the weights change.
 from __future__ import annotations
 
 import torch
+
+from charnn.models.cells import LSTM_FAMILY, VARIANTS, variant_step
 
 # build the first layer's lookup table when it costs at most this many multiply-adds
 # (vocabulary x embedding x gates): ~67 M is a few milliseconds, paid once per generation
@@ -36,18 +41,20 @@ class Stepper:
     def __init__(self, model, batch: int = 1, state=None):
         cfg = model.config
         self.cell, self.layers, self.hidden, self.batch = cfg.cell, cfg.layers, cfg.hidden, batch
-        flat = [w.detach() for w in model.rnn._flat_weights]  # [w_ih, w_hh, b_ih, b_hh] per layer
-        self.w_ih = [flat[4 * i] for i in range(cfg.layers)]
-        self.w_hh = [flat[4 * i + 1] for i in range(cfg.layers)]
-        self.w_hh_t = [w.t().contiguous() for w in self.w_hh] if cfg.cell == "lstm" else None
-        self.b_ih = [flat[4 * i + 2] for i in range(cfg.layers)]
-        self.b_hh = [flat[4 * i + 3] for i in range(cfg.layers)]
+        self.has_c = cfg.cell in LSTM_FAMILY
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        w = [[getattr(model.rnn, f"{n}_l{i}").detach() for n in names] for i in range(cfg.layers)]
+        self.w_ih, self.w_hh, self.b_ih, self.b_hh = ([layer[j] for layer in w] for j in range(4))
+        self.w_hh_t = [w.t().contiguous() for w in self.w_hh] if self.has_c else None
+        self.peep = [model.rnn.layer_weights(i)[4] for i in range(cfg.layers)] if cfg.cell in VARIANTS else None
+        if self.peep and self.peep[0] is not None:
+            self.peep = [p.detach() for p in self.peep]
         self.embed = model.embed.weight.detach()
         self.head_w_t = model.head.weight.detach().t().contiguous()
         self.head_b = model.head.bias.detach()
         self.vocab_size = self.head_b.numel()
         self.table = None
-        if cfg.cell == "lstm":
+        if self.has_c:
             # both biases folded into the per-layer input term (added once, not per step)
             self.bias = [self.b_ih[i] + self.b_hh[i] for i in range(cfg.layers)]
             e, g = self.embed.shape[1], self.w_ih[0].shape[0]
@@ -62,21 +69,23 @@ class Stepper:
         if state is None:
             z = self.embed.new_zeros(self.batch, self.hidden)
             self.h = [z.clone() for _ in range(self.layers)]
-            self.c = [z.clone() for _ in range(self.layers)] if self.cell == "lstm" else None
+            self.c = [z.clone() for _ in range(self.layers)] if self.has_c else None
             return
-        h = state[0] if self.cell == "lstm" else state
+        h = state[0] if self.has_c else state
         self.h = [h[i].detach().clone() for i in range(self.layers)]
-        self.c = [state[1][i].detach().clone() for i in range(self.layers)] if self.cell == "lstm" else None
+        self.c = [state[1][i].detach().clone() for i in range(self.layers)] if self.has_c else None
 
     @property
     def state(self):
         """The state in the model's format, for ``forward`` or ``step``."""
         h = torch.stack(self.h)
-        return (h, torch.stack(self.c)) if self.cell == "lstm" else h
+        return (h, torch.stack(self.c)) if self.has_c else h
 
     # -- the network ------------------------------------------------------------------
     def advance(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feed ``tokens`` (shape ``(batch,)``); returns the top layer's output ``(batch, hidden)``."""
+        if self.cell in VARIANTS:
+            return self._advance_variant(tokens)
         if self.cell != "lstm":
             return self._advance_cell(tokens)
         H = self.hidden
@@ -100,6 +109,19 @@ class Stepper:
         fn = torch.gru_cell if self.cell == "gru" else torch.rnn_tanh_cell
         for i in range(self.layers):
             x = fn(x, self.h[i], self.w_ih[i], self.w_hh[i], self.b_ih[i], self.b_hh[i])
+            self.h[i] = x
+        return x
+
+    def _advance_variant(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = None
+        for i in range(self.layers):
+            if i == 0 and self.table is not None:
+                pre = self.table.index_select(0, tokens)
+            else:
+                inp = self.embed.index_select(0, tokens) if i == 0 else x
+                pre = torch.addmm(self.bias[i], inp, self.w_ih[i].t())
+            pre = pre.addmm_(self.h[i], self.w_hh_t[i])
+            x, self.c[i], _ = variant_step(self.cell, pre, self.c[i], self.peep[i])
             self.h[i] = x
         return x
 

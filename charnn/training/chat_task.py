@@ -171,8 +171,9 @@ class ChatTask:
                               self.settings.train.bf16)
 
     def sample(self, model, step: int, length: int, seed: int) -> str:
+        """The same prime and seed at every step, so a run's samples are one text getting better."""
         gen = torch.Generator(device=self.device)
-        gen.manual_seed(seed + step)
+        gen.manual_seed(seed)
         i = self._sample_example
         turns = [self.tokenizer.decode(t.tolist()) for t in self.val_examples.context_of(i)]
         was_training = model.training

@@ -124,8 +124,9 @@ class LMTask:
         return score_stream(model, val, self.char_lengths, streams, window, self.device, tc.bf16)
 
     def sample(self, model, step: int, length: int, seed: int) -> str:
+        """The same prime and seed at every step, so a run's samples are one text getting better."""
         gen = torch.Generator(device=self.device)
-        gen.manual_seed(seed + step)
+        gen.manual_seed(seed)
         was_training = model.training
         model.eval()
         try:

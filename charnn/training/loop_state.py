@@ -35,8 +35,13 @@ class Progress:
                    bad_evals=ck.bad_evals, lr_scale=ck.lr_scale,
                    history={k: list(v) for k, v in ck.history.items()})
 
-    def record_eval(self, val_loss: float, val_bpc: float, compared: float, closing: bool) -> bool:
-        """Log an evaluation; True when ``compared`` (the periodic measure) beats the best so far."""
+    def record_eval(self, val_loss: float, val_bpc: float, compared: float, closing: bool,
+                    ranked: bool = True) -> bool:
+        """Log an evaluation; True when ``compared`` (the periodic measure) beats the best so far. An early,
+        shorter one (not ``ranked``) is only logged: it neither sets the best nor counts for patience."""
+        if not ranked:
+            self.history["eval"].append([self.step, val_loss, val_bpc])
+            return False
         improved = compared < self.best - 1e-6
         if improved:
             self.best, self.bad_evals = compared, 0

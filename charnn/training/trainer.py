@@ -166,7 +166,7 @@ class _Run:
             yield self._start_event()
             for note in self.task.notices:
                 yield Notice(note)
-        self.cadence = Cadence(self.tc, self.task.windows)
+        self.cadence = Cadence(self.tc, self.task.windows, fresh=not self.progress.history["eval"])
         self.clock = Clock(self.progress.elapsed_s)
         self.cadence.last_eval_s = self.clock.elapsed()
         self.meter = Throughput(self.start_step, self.start_tokens, self.clock.elapsed())
@@ -189,6 +189,8 @@ class _Run:
                     continue
                 if outcome == "failed":
                     return "failed"
+                if p.step == self.start_step + 1:
+                    cadence.last_eval_s = self.clock.elapsed()  # gaps count from the first step
                 if self.main and self.meter.due(p.step, self.clock.elapsed()):
                     yield self._step_event()
                 if (yield from self._evaluate_if_due()):
@@ -282,26 +284,29 @@ class _Run:
             due = cadence.eval_due_by_steps(p.step)
         if not due:
             return False
-        yield from self._evaluate(final=False)
-        cadence.last_eval_s = self.clock.elapsed()
+        yield from self._evaluate(final=False, share=cadence.share)
+        cadence.evaluated(self.clock.elapsed())
         if self.tc.patience and p.bad_evals >= self.tc.patience:
             if self.main:
                 yield Notice(f"Validation loss has not improved for {p.bad_evals} evaluations; stopping early.")
             return True
         return False
 
-    def _evaluate(self, final: bool, quick: bool = False) -> Iterator[Event]:
-        """An evaluation, its sample and a save; ``quick``: a stopped run's short closing one."""
+    def _evaluate(self, final: bool, quick: bool = False, share: float = 1.0) -> Iterator[Event]:
+        """An evaluation, its sample and a save; ``quick``: a stopped run's short closing one; ``share``
+        below 1: an early one, reading that share of the slice, that does not compete for best.pt."""
         t0, p, tc = time.perf_counter(), self.progress, self.tc
         closing = final and not quick
-        val_loss, val_bpc = self.task.evaluate(self.model, FINAL_EVAL_TOKENS if closing else tc.eval_tokens,
-                                               final=closing)
+        tokens = FINAL_EVAL_TOKENS if closing else tc.eval_tokens
+        if share < 1 and tokens:
+            tokens = max(2, round(tokens * share))
+        val_loss, val_bpc = self.task.evaluate(self.model, tokens, final=closing)
         # best.pt is chosen on a slice of the held-out text, so the closing model is compared on it too
         compared = val_bpc
         if closing:
             p.held_out = val_bpc
             compared = self.task.evaluate(self.model, tc.eval_tokens)[1]
-        improved = p.record_eval(val_loss, val_bpc, compared, closing)
+        improved = p.record_eval(val_loss, val_bpc, compared, closing, ranked=share >= 1)
         recent = p.recent_train_loss()
         if self.main:
             yield Eval(step=p.step, val_loss=val_loss, val_bpc=val_bpc, best_val_bpc=p.best, improved=improved,

@@ -1,6 +1,6 @@
-"""The charnn Textual app: four screens (Train, Generate, Chat, Models) as app modes.
+"""The charnn Textual app: five screens (Train, Generate, Chat, Models, Inspect) as app modes.
 
-Each screen keeps its state while you switch between them with F1-F4, so a run
+Each screen keeps its state while you switch between them with F1-F5, so a run
 keeps drawing its loss curve while you generate from an earlier checkpoint.
 The app owns the training run (its child process and its state): the screens
 read it, ask for changes with messages, and the app calls their public methods.
@@ -25,6 +25,7 @@ from charnn.tui.run_state import RunState, Training
 from charnn.tui.screens.chat import ChatScreen
 from charnn.tui.screens.dialogs import QuitDialog
 from charnn.tui.screens.generate import GenerateScreen
+from charnn.tui.screens.inspect import InspectScreen
 from charnn.tui.screens.models import ModelsScreen
 from charnn.tui.screens.train import TrainScreen
 from charnn.tui.training_process import TrainingProcess
@@ -39,7 +40,7 @@ class CharnnApp(App[int]):
 
     TITLE = "charnn"
     CSS_PATH = "charnn.tcss"
-    MODES = {"train": "train", "generate": "generate", "chat": "chat", "models": "models"}
+    MODES = {"train": "train", "generate": "generate", "chat": "chat", "models": "models", "inspect": "inspect"}
     DEFAULT_MODE = "train"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # screens get the class; the CSS adapts
     BINDINGS = [
@@ -47,6 +48,7 @@ class CharnnApp(App[int]):
         Binding("f2", "switch_mode('generate')", "Generate", show=False),
         Binding("f3", "switch_mode('chat')", "Chat", show=False),
         Binding("f4", "switch_mode('models')", "Models", show=False),
+        Binding("f5", "switch_mode('inspect')", "Inspect", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("ctrl+t", "toggle_dark", "Light/dark", show=False),
     ]
@@ -74,8 +76,10 @@ class CharnnApp(App[int]):
         self.generate_screen = GenerateScreen()
         self.chat_screen = ChatScreen()
         self.models_screen = ModelsScreen(self.training)
+        self.inspect_screen = InspectScreen()
         for name, screen in (("train", self.train_screen), ("generate", self.generate_screen),
-                             ("chat", self.chat_screen), ("models", self.models_screen)):
+                             ("chat", self.chat_screen), ("models", self.models_screen),
+                             ("inspect", self.inspect_screen)):
             self.install_screen(screen, name)
 
     def on_mount(self) -> None:
@@ -128,7 +132,7 @@ class CharnnApp(App[int]):
         (widget keys such as an input's cursor movements are left out)."""
         yield from super().get_system_commands(screen)
         for name, key in (("Train screen", "train"), ("Generate screen", "generate"),
-                          ("Chat screen", "chat"), ("Models screen", "models")):
+                          ("Chat screen", "chat"), ("Models screen", "models"), ("Inspect screen", "inspect")):
             yield SystemCommand(name, f"Switch to the {name}", partial(self.switch_mode, key))
         yield SystemCommand("Light/dark", "Switch between the light and dark theme (ctrl+t)", self.action_toggle_dark)
         seen = set()

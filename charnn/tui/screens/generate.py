@@ -56,6 +56,7 @@ class GenerateScreen(Screen):
         Binding("m", "pick_model", "Model"),
         Binding("s", "save", "Save"),
         Binding("x", "stop_generating", "Stop"),
+        Binding("n", "novelty", "Novelty"),
         Binding("escape", "leave_prompt", "Leave prompt", show=False),
     ]
 
@@ -235,6 +236,7 @@ class GenerateScreen(Screen):
         for pane_id, temp in zip(("#out-a", "#out-b"), temps, strict=False):
             pane = self.query_one(pane_id, TextStream)
             pane.reset(prompt)
+            pane.border_subtitle = ""
             jobs.append((pane, SampleConfig(temperature=temp, top_k=s.top_k, top_p=s.top_p, length=s.length,
                                             prime=prompt, seed=seed)))
         self._show_settings()
@@ -298,6 +300,45 @@ class GenerateScreen(Screen):
     def action_stop_generating(self) -> None:
         self.workers.cancel_group(self, "generate")
         self._finished()
+
+    # -- novelty ----------------------------------------------------------------------
+    def action_novelty(self) -> None:
+        """The share of the generated text that is new; spans of 20+ characters copied verbatim from
+        the training text are highlighted."""
+        pane = self.query_one("#out-a", TextStream)
+        if self.loaded is None or not pane.text:
+            self.notify("Generate some text first (g); n then checks it against the training text.",
+                        severity="warning")
+            return
+        self.notify("Checking the text against the model's training text…", title="Novelty")
+        self._novelty(self.loaded, [(p, p.text) for p in self.query(TextStream) if p.display and p.text])
+
+    @work(thread=True, exclusive=True, group="novelty")
+    def _novelty(self, loaded, panes: list) -> None:
+        from charnn.inspect.novelty import corpus_path, novelty, novelty_index
+
+        try:
+            settings = loaded.checkpoint.get("settings") or {}
+            index = novelty_index(corpus_path(loaded.checkpoint), settings.get("encoding", "utf-8"),
+                                  settings.get("errors", "strict"))
+            results = [(pane, novelty(index, text)) for pane, text in panes]
+        except CharnnError as e:
+            self.app.call_from_thread(self.notify, str(e), title="Novelty", severity="warning", timeout=10)
+            return
+        except Exception as e:  # noqa: BLE001 - shown, never a crash
+            self.app.call_from_thread(self.notify, f"Novelty failed: {type(e).__name__}: {e}",
+                                      title="Novelty", severity="error", timeout=10)
+            return
+        self.app.call_from_thread(self._show_novelty, results)
+
+    def _show_novelty(self, results: list) -> None:
+        from charnn.inspect.novelty import SPAN
+
+        for pane, result in results:
+            pane.highlight(result.copied)
+            pane.border_subtitle = (f"{result.new_share:.1%} new · {len(result.copied)} span(s) of {SPAN}+ "
+                                    f"characters copied (highlighted)")
+            self.notify(pane.border_subtitle + (f"; {result.note}" if result.note else ""), title="Novelty")
 
     # -- saving -----------------------------------------------------------------------
     def output_text(self) -> str:

@@ -1,6 +1,7 @@
 """Models: the runs on disk, with what they were trained on and how good they got.
 
-Open one in Generate or Chat, resume its training, or delete it.
+Open one in Generate or Chat, resume its training, or delete it; mark several (space) to see
+their validation curves overlaid and the settings in which they differ.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from charnn.runtime.runs import RunRecord
 from charnn.tui.catalog import fmt_date
 from charnn.tui.run_state import Training
 from charnn.tui.screens.dialogs import ConfirmDialog, NumberDialog
+from charnn.tui.widgets.compare_chart import CompareChart
 from charnn.tui.widgets.mode_bar import ModeBar
 
 COLUMNS = ("run", "kind", "tokens", "size", "params", "steps", "val bpc", "from", "updated", "corpus")
@@ -38,7 +40,9 @@ class ModelsScreen(Screen):
         Binding("o", "open", "Open", show=False),  # the table takes Enter itself; o reaches the screen
         Binding("r", "resume", "Resume training"),
         Binding("d", "delete", "Delete"),
-        Binding("f5", "reload", "Refresh"),
+        Binding("space", "mark", "Mark to compare"),
+        Binding("x", "toggle_axis", "Tokens/time"),
+        Binding("ctrl+r", "reload", "Refresh"),  # F5 is the Inspect screen
     ]
 
     class OpenModel(Message):
@@ -60,15 +64,20 @@ class ModelsScreen(Screen):
         self.training = training
         self.rows: dict[str, RunRecord] = {}
         self.wide: bool | None = None
+        self.marked: list[str] = []  # row keys, in the order they were marked
+        self.curves: list = []  # RunCurve of each marked run that has a history
 
     def compose(self) -> ComposeResult:
         yield ModeBar("models")
         yield DataTable(id="models-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="models-detail", markup=False)
+        yield CompareChart(id="models-compare")
+        yield Static("", id="models-differences", markup=False)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.reload()
+        self._show_comparison()
 
     def on_resize(self) -> None:
         if (self.size.width >= WIDE_AT) != self.wide:
@@ -81,8 +90,9 @@ class ModelsScreen(Screen):
         self.reload()
 
     def _cells(self, run: RunRecord) -> dict[str, str]:
+        mark = "● " if str(run.path) in self.marked else ""
         return {
-            "run": run.name if self.wide else clip(run.name, NARROW_NAME),
+            "run": mark + (run.name if self.wide else clip(run.name, NARROW_NAME)),
             "kind": run.mode,
             "tokens": run.tokenizer or "?",
             "size": f"{run.layers or '?'}×{run.hidden or '?'}",
@@ -104,6 +114,7 @@ class ModelsScreen(Screen):
         self.rows = {str(run.path): run for run in list_models()}
         fine_tuned = any(run.init_from for run in self.rows.values())  # else no "from" column
         columns = [c for c in (COLUMNS if self.wide else NARROW_COLUMNS) if c != "from" or fine_tuned]
+        self.marked = [key for key in self.marked if key in self.rows]
         rows = [(key, [self._cells(run)[c] for c in columns]) for key, run in self.rows.items()]
         for i, column in enumerate(columns):
             table.add_column(column, width=max([len(column)] + [len(cells[i]) for _, cells in rows]))
@@ -148,6 +159,10 @@ class ModelsScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         run = self.selected() if self.is_mounted else None
+        if action == "toggle_axis":
+            return len(self.curves) >= 2
+        if action == "mark":
+            return run is not None and not run.bundled
         if action in ("open", "resume", "delete"):
             if run is None:
                 return False
@@ -158,6 +173,45 @@ class ModelsScreen(Screen):
     def _active_run_dir(self) -> str | None:
         state = self.training.state
         return os.path.realpath(state.run_dir) if state.active and state.run_dir else None
+
+    # -- comparing runs ------------------------------------------------------------------
+    def action_mark(self) -> None:
+        """Mark the run under the cursor (or unmark it); two or more marked show their curves."""
+        run = self.selected()
+        if run is None or run.bundled:
+            return
+        key = str(run.path)
+        if key in self.marked:
+            self.marked.remove(key)
+        else:
+            self.marked.append(key)
+        self.reload()
+        self._show_comparison()
+
+    def action_toggle_axis(self) -> None:
+        chart = self.query_one(CompareChart)
+        chart.show(self.curves, "seconds" if chart.axis == "tokens" else "tokens")
+
+    def _show_comparison(self) -> None:
+        from charnn.errors import CharnnError
+        from charnn.tui.run_curves import differences, read_curve
+
+        curves = []
+        for key in self.marked:
+            try:
+                curves.append(read_curve(self.rows[key]))
+            except (CharnnError, OSError) as e:
+                self.notify(str(e), severity="warning")
+        self.curves = curves
+        showing = len(curves) >= 2
+        chart, diffs = self.query_one(CompareChart), self.query_one("#models-differences", Static)
+        chart.display = diffs.display = showing
+        chart.show(curves)
+        if showing:
+            lines = [f"{key}: " + " · ".join(f"{c.name} {v}" for c, v in zip(curves, values, strict=True))
+                     for key, values in differences(curves)]
+            diffs.update(Text("\n".join(lines) or "the runs' settings are the same", style="dim"))
+        self.refresh_bindings()
 
     # -- actions ----------------------------------------------------------------------
     def action_open(self) -> None:
@@ -214,6 +268,7 @@ class ModelsScreen(Screen):
                 return
             self.notify(f"Deleted {run.name}.")
             self.reload()
+            self._show_comparison()
 
         self.app.push_screen(ConfirmDialog(
             "Delete this run?",

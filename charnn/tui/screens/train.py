@@ -62,7 +62,7 @@ def build_train_args(corpus: str, tokenizer: str, size: str, time: str, steps: s
     """The ``charnn train`` arguments for the form's values; raises ValueError with a message.
     With ``start_from`` (a model to fine-tune) its own tokenizer and size are kept."""
     from charnn.config import parse_duration
-    from corpora.catalog import NAMES, is_builtin
+    from charnn.corpora.catalog import NAMES, is_builtin
 
     corpus = corpus.strip()
     if not corpus:
@@ -171,6 +171,9 @@ class TrainScreen(Screen):
         Binding("space", "toggle_pause", "Pause/Resume"),
         Binding("s", "stop", "Stop & save"),
         Binding("n", "new_run", "New run"),
+        # one key, two footer labels: it says what pressing it shows
+        Binding("t", "sample_order('timelapse')", "Time-lapse"),
+        Binding("t", "sample_order('newest')", "Newest first"),
         Binding("ctrl+o", "browse", "Browse"),
         Binding("escape", "show_dashboard", "Back to run", show=False),
     ]
@@ -209,7 +212,6 @@ class TrainScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#dashboard-top").border_title = "loss"
-        self.query_one("#sample-log").border_title = "samples · newest first"
         self._hint_bundled()
         if self.focus_form:
             self.query_one("#corpus", Input).focus()
@@ -243,6 +245,8 @@ class TrainScreen(Screen):
             return self.showing_form
         if action == "show_dashboard":
             return self.showing_form and state.status != "idle"
+        if action == "sample_order":
+            return not self.showing_form and (parameters[0] == "timelapse") != self.query_one(SampleLog).timelapse
         return True
 
     def show_state(self) -> None:
@@ -291,6 +295,13 @@ class TrainScreen(Screen):
 
     def action_stop(self) -> None:
         self.post_message(self.StopRun())
+
+    def action_sample_order(self, order: str) -> None:
+        """Show the samples newest first ("newest") or as the time-lapse of one text ("timelapse")."""
+        log = self.query_one(SampleLog)
+        if (order == "timelapse") != log.timelapse:
+            log.flip()
+        self.refresh_bindings()
 
     def action_new_run(self) -> None:
         self.show_form()

@@ -1,4 +1,4 @@
-"""The top line of every screen: the four screens with their keys, and the training status."""
+"""The top line of every screen: the five screens with their keys, and the training status."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-SCREENS = (("train", "F1", "Train"), ("generate", "F2", "Generate"), ("chat", "F3", "Chat"), ("models", "F4", "Models"))
+SCREENS = (("train", "F1", "Train"), ("generate", "F2", "Generate"), ("chat", "F3", "Chat"), ("models", "F4", "Models"),
+           ("inspect", "F5", "Inspect"))
 
 
 class ModeBar(Horizontal):
-    """Tabs for the screens (click or F1-F4) on the left, what training is doing on the right."""
+    """Tabs for the screens (click or F1-F5) on the left, what training is doing on the right."""
 
     DEFAULT_CSS = """
     ModeBar { height: 1; dock: top; background: $panel; }

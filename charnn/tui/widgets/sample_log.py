@@ -1,4 +1,8 @@
-"""The samples a run writes as it learns, newest on top: noise turning into words."""
+"""The samples a run writes as it learns: newest on top, or as a time-lapse of one text, oldest first.
+
+Every sample of a run starts from the same prime and seed, so read oldest first they are one text
+getting better: noise, then words, then names and verse.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 MAX_SAMPLES = 200
+TITLES = {False: "samples · newest first", True: "samples · time-lapse, oldest first"}
 
 
 def sample_title(step: int, val_bpc: float | None) -> str:
@@ -29,7 +34,8 @@ class SampleEntry(Static):
 
 
 class SampleLog(VerticalScroll):
-    """A scrolling column of samples; ``add`` puts the newest first."""
+    """A scrolling column of samples, newest first; ``flip`` turns it into the time-lapse (oldest first)
+    and back."""
 
     DEFAULT_CSS = """
     SampleLog { height: 1fr; }
@@ -37,22 +43,48 @@ class SampleLog(VerticalScroll):
     SampleLog > #sample-empty { color: $text-muted; padding: 0 1; }
     """
 
+    timelapse = False  # False: newest first; True: the time-lapse, oldest first
+
     def compose(self):
         yield Static("Samples appear here as the model learns, newest on top.", id="sample-empty")
 
+    def on_mount(self) -> None:
+        self.border_title = TITLES[self.timelapse]
+
     def add(self, step: int, text: str, val_bpc: float | None = None) -> None:
         self.query_one("#sample-empty").display = False
-        entries = list(self.query(SampleEntry))
+        entries = self.samples
+        newest = entries[-1] if self.timelapse and entries else entries[0] if entries else None
         if len(entries) >= MAX_SAMPLES:
-            # full: the oldest entry is rewritten and moved to the top, so a long run never creates
+            # full: the oldest entry is rewritten and moved to the newest end, so a long run never creates
             # (and Textual never has to forget) more than MAX_SAMPLES widgets (benchmarks/soak.py --replay)
-            oldest = entries[-1]
+            oldest = entries[0] if self.timelapse else entries[-1]
             oldest.show(step, text, val_bpc)
-            self.move_child(oldest, before=entries[0])
-        elif entries:
-            self.mount(SampleEntry(step, text, val_bpc), before=entries[0])
+            self._place(oldest, newest)
+        elif newest is not None:
+            self._place(SampleEntry(step, text, val_bpc), newest)
         else:
             self.mount(SampleEntry(step, text, val_bpc))
+        if not self.timelapse:
+            self.scroll_home(animate=False)
+
+    def _place(self, entry: SampleEntry, newest: SampleEntry) -> None:
+        """Put ``entry`` at the newest end: after ``newest`` in the time-lapse, else before it."""
+        where = {"after": newest} if self.timelapse else {"before": newest}
+        if entry.parent is self:
+            self.move_child(entry, **where)
+        else:
+            self.mount(entry, **where)
+
+    def flip(self) -> None:
+        """Newest first <-> the time-lapse, oldest first; the view starts at the top."""
+        self.timelapse = not self.timelapse
+        entries = self.samples
+        head = entries[0] if entries else None
+        for entry in entries[1:]:  # each in turn to the top: the order reversed
+            self.move_child(entry, before=head)
+            head = entry
+        self.border_title = TITLES[self.timelapse]
         self.scroll_home(animate=False)
 
     def clear(self) -> None:
@@ -61,4 +93,5 @@ class SampleLog(VerticalScroll):
 
     @property
     def samples(self) -> list[SampleEntry]:
+        """The entries in the order shown."""
         return list(self.query(SampleEntry))

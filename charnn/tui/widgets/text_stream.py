@@ -60,10 +60,12 @@ class TextStream(ScrollView, can_focus=True):
         self._offsets: list[int] = [0]  # where each paragraph starts in prompt + text
         self._rows: list[Row] = []
         self._width = 0
+        self.highlights: list[tuple[int, int]] = []  # (start, end) in ``text`` shown marked (novelty: copied spans)
 
     # -- content ----------------------------------------------------------------------
     def reset(self, prompt: str = "") -> None:
         self.prompt, self.text = prompt, ""
+        self.highlights = []
         self._paragraphs, self._offsets = [""], [0]
         self._rows = []
         self._extend(prompt)
@@ -76,6 +78,11 @@ class TextStream(ScrollView, can_focus=True):
         self._extend(piece)
         if follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self.refresh()
+
+    def highlight(self, spans: list[tuple[int, int]]) -> None:
+        """Mark these spans of the streamed text (not the prompt)."""
+        self.highlights = list(spans)
         self.refresh()
 
     @property
@@ -139,9 +146,23 @@ class TextStream(ScrollView, can_focus=True):
         para, start, end = self._rows[index]
         line = self._paragraphs[para][start:end]
         bold = max(0, min(len(line), len(self.prompt) - (self._offsets[para] + start)))
+        if self.highlights:
+            return self._marked_line(line, self._offsets[para] + start - len(self.prompt), bold, width)
         segments = []
         if bold:
             segments.append(Segment(line[:bold], base + Style(bold=True)))
         if line[bold:]:
             segments.append(Segment(line[bold:], base))
         return Strip(segments).crop_extend(0, width, base)
+
+    def _marked_line(self, line: str, at: int, bold: int, width: int) -> Strip:
+        """A row with the highlighted spans of the text in reverse video (``at``: its offset in ``text``)."""
+        base = self.rich_style
+        marked = Style(reverse=True, underline=True)
+        segments = []
+        for i, ch in enumerate(line):
+            style = base + Style(bold=True) if i < bold else base
+            if any(a <= at + i < b for a, b in self.highlights):
+                style = style + marked
+            segments.append(Segment(ch, style))
+        return Strip(Segment.simplify(segments)).crop_extend(0, width, base)
