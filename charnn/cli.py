@@ -54,7 +54,11 @@ def _add_train(sub) -> None:
     g.add_argument("--errors", default="strict", choices=["strict", "replace", "ignore"],
                    help="what to do with undecodable bytes (default strict: stop and say where)")
     g = p.add_argument_group("model")
-    g.add_argument("--cell", choices=["lstm", "gru", "rnn", "peephole", "cifg"], default="lstm")
+    g.add_argument("--init-from", metavar="MODEL",
+                   help="start from a trained model instead of from scratch (a name from `charnn models`, a run "
+                        "or a checkpoint file): it keeps its architecture and tokenizer and is fine-tuned on "
+                        "CORPUS with a lower learning rate")
+    g.add_argument("--cell", choices=["lstm", "gru", "rnn", "peephole", "cifg"], default=None, help="recurrent cell (default lstm)")
     g.add_argument("--layers", type=_whole_number, default=None)
     g.add_argument("--hidden", type=_whole_number, default=None,
                    help="LSTM width (CPU default: 128-512, the widest this machine trains on enough text "
@@ -240,12 +244,22 @@ def settings_from_args(args):
         from charnn.training.teacher_forcing import parse_teacher_forcing
 
         flags["teacher_forcing"] = str(parse_teacher_forcing(args.teacher_forcing))  # its canonical spelling
+    base = _init_from(args)
     corpus = str(resolve_corpus(args.corpus, mode=args.mode))
     try:
         corpus_bytes = os.path.getsize(corpus) if args.mode == "lm" else None
     except OSError:
         corpus_bytes = None  # reported properly when the corpus is read
-    return build_settings(flags, corpus, corpus_bytes, lambda: _width_probe(flags, corpus_bytes))
+    return build_settings(flags, corpus, corpus_bytes, lambda: _width_probe(flags, corpus_bytes), base)
+
+
+def _init_from(args):
+    """The model a new run starts from (--init-from), read and checked before anything else happens."""
+    if not getattr(args, "init_from", None):
+        return None
+    from charnn.training.init_from import read_base
+
+    return read_base(checkpoint_arg(args.init_from), args.mode)[0]
 
 
 def _width_probe(flags: dict, corpus_bytes: int | None):
@@ -258,7 +272,8 @@ def _width_probe(flags: dict, corpus_bytes: int | None):
     vocab = tokenizer_for("lm", flags["tokenizer"], flags["vocab_size"]).vocab_size
     return RateFunction(layers=flags["layers"] or LM_CPU["layers"], vocab=vocab or 96,
                         batch=flags["batch_size"] or LM_CPU["batch_size"],
-                        seq_len=flags["seq_len"] or LM_CPU["seq_len"], bf16=not flags["no_bf16"], cell=flags["cell"])
+                        seq_len=flags["seq_len"] or LM_CPU["seq_len"], bf16=not flags["no_bf16"],
+                        cell=flags["cell"] or "lstm")
 
 
 def cmd_train(args) -> int:
@@ -269,6 +284,9 @@ def cmd_train(args) -> int:
         from charnn.tui import run_tui
 
         return run_tui(train_args=[a for a in sys.argv[2:] if a != "--tui"])
+    if args.resume and args.init_from:
+        raise CharnnError("--init-from starts a new run from a trained model and --resume continues one of "
+                          "yours; give only one of them.")
     budget = {}
     for arg, field in (("steps", "steps"), ("time", "time_s"), ("epochs", "epochs")):
         if getattr(args, arg) is not None:
@@ -411,18 +429,23 @@ def cmd_models(args) -> int:
         print(json.dumps([r.to_json() for r in runs], indent=2))
         return 0
     builtins = [bundled_model_info(p) for p in bundled_models()]
+    # a "from" column only when some model was fine-tuned from another
+    started = max((len(r.init_from) for r in [*runs, *builtins] if r.init_from), default=0)
+    width = max(started, len("from"))
 
     def row(r: RunRecord) -> str:
         corpus = os.path.basename(r.corpus or "")
+        origin = f"  {r.init_from or '-':<{width}}" if started else ""
         return (f"{r.name:<36} {r.mode:<5} {r.tokenizer or '?':<8} {r.size:<9} "
                 f"{fmt_count(r.parameters or 0):>7} {r.step or 0:>7} {score_cell(r.held_out_bpc, r.best_val_bpc):>8}"
-                f" {hits(r):>11}  {corpus}")
+                f" {hits(r):>11}{origin}  {corpus}")
 
     def hits(r: RunRecord) -> str:  # a chat model's, once `charnn eval` has measured them
         return f"{r.hits_at_1:.3f}/{r.hits_at_1_pmi or 0:.3f}" if r.hits_at_1 is not None else ""
 
+    from_column = "  " + "from".ljust(width) if started else ""
     header = (f"{'run':<36} {'mode':<5} {'tokens':<8} {'size':<9} {'params':>7} {'steps':>7} {'val bpc':>8} "
-              f"{'hits@1/pmi':>11}  corpus")
+              f"{'hits@1/pmi':>11}{from_column}  corpus")
     if runs:
         print(header)
         for r in runs:

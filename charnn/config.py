@@ -116,6 +116,7 @@ class RunSettings(_DictMixin):
     chat: ChatSettings = field(default_factory=ChatSettings)
     encoding: str = "utf-8"
     errors: str = "strict"
+    init_from: str = ""  # the checkpoint a fine-tuned run started from (--init-from); "" for a new model
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSettings:
@@ -128,6 +129,7 @@ class RunSettings(_DictMixin):
             chat=ChatSettings.from_dict(data.get("chat", {})),
             encoding=data.get("encoding", "utf-8"),
             errors=data.get("errors", "strict"),
+            init_from=data.get("init_from") or "",
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from charnn.config import MAX_BATCH_SIZE, MAX_SEQ_LEN, RunSettings, TokenizerConfig
@@ -187,13 +188,94 @@ class Probe(Protocol):
     def __call__(self, width: int) -> float: ...
 
 
+@dataclass
+class FineTuneBase:
+    """What a run started from a trained model (--init-from) takes from it, as plain values."""
+
+    name: str
+    path: str  # its checkpoint file
+    kind: str  # lm | chat
+    model_config: dict = field(default_factory=dict)  # ModelConfig or Seq2SeqConfig, as saved
+    tokenizer: str = "char"  # char | bpe | unigram
+    vocab_size: int = 0
+
+    def describe(self) -> str:
+        """Its shape and tokens, e.g. "1×512 lstm, char tokens"."""
+        cfg = self.model_config
+        tokens = "char tokens" if self.tokenizer == "char" else f"{self.tokenizer} {self.vocab_size} tokens"
+        return f"{cfg.get('layers')}×{cfg.get('hidden')} {cfg.get('cell', 'lstm')}, {tokens}"
+
+
+# fine-tuning: half a new run's peak rate adapts the model without washing out what it knows, and its
+# weights already work, so a warm-up of a few steps (benchmarks/README.md, "Fine-tuning")
+FINETUNE_LR_SCALE = 0.5
+FINETUNE_WARMUP_STEPS = 3
+# the flags that set a model's shape or tokens: a fine-tuned run takes them from the model it starts from
+ARCHITECTURE_FLAGS = ("cell", "layers", "hidden", "embedding", "tie_weights", "tokenizer", "vocab_size", "encoder")
+
+
+def check_mode_fits_base(mode: str, base: FineTuneBase) -> None:
+    """A language model starts from a language model, a chat model from a chat model."""
+    if base.kind == mode:
+        return
+    if mode == "chat":
+        raise CharnnError(f"{base.name} is a language model, but --mode chat trains a chat model; start from a "
+                          f"chat model (`charnn models` lists them) or leave out --mode chat.")
+    raise CharnnError(f"{base.name} is a chat model; add --mode chat to fine-tune it on dialogues, or start a "
+                      f"language model from a language model (`charnn models` lists them).")
+
+
+def check_flags_fit_base(flags: Mapping[str, Any], base: FineTuneBase) -> None:
+    """Refuse, in one sentence, a flag that asks for another kind, shape or tokenizer than the model's own."""
+    check_mode_fits_base(flags.get("mode") or "lm", base)
+    cfg = base.model_config
+    own = {"cell": cfg.get("cell", "lstm"), "layers": cfg.get("layers"), "hidden": cfg.get("hidden"),
+           "embedding": cfg.get("embedding") or cfg.get("hidden"), "tie_weights": bool(cfg.get("tie_weights")),
+           "tokenizer": base.tokenizer, "vocab_size": base.vocab_size if base.tokenizer != "char" else None,
+           "encoder": cfg.get("encoder", "flat")}
+    for flag in ARCHITECTURE_FLAGS:
+        given = flags.get(flag)
+        if given in (None, 0, False, "") or given == own[flag]:
+            continue
+        name = "--" + flag.replace("_", "-")
+        shown = name if given is True else f"{name} {given}"
+        raise CharnnError(f"{shown} contradicts {base.name} ({base.describe()}): a model started with "
+                          f"--init-from keeps its architecture and tokenizer, so leave {name} out.")
+
+
+def apply_finetune(s: RunSettings, base: FineTuneBase) -> None:
+    """A fine-tuned run's settings over the presets: the model's own shape, tokenizer and dropout, then a
+    gentler peak learning rate and a short warm-up; the held-out split stays a new run's (--val-fraction)."""
+    cfg = base.model_config
+    s.init_from = base.path
+    s.tokenizer = TokenizerConfig(kind=base.tokenizer, vocab_size=base.vocab_size if base.tokenizer != "char" else 0)
+    s.model.cell, s.model.tie_weights = cfg.get("cell", "lstm"), bool(cfg.get("tie_weights"))
+    s.model.layers, s.model.hidden = int(cfg.get("layers") or 1), int(cfg.get("hidden") or 1)
+    s.model.embedding, s.model.dropout = int(cfg.get("embedding") or 0), float(cfg.get("dropout") or 0.0)
+    if s.mode == "chat" and cfg.get("max_reply_tokens"):
+        s.train.seq_len = int(cfg["max_reply_tokens"])  # the reply length it learned on
+    s.train.lr *= FINETUNE_LR_SCALE
+    s.train.warmup_steps = FINETUNE_WARMUP_STEPS
+
+
+def describe_finetune(s: RunSettings, base: FineTuneBase) -> str:
+    """The line a fine-tuned run starts with: what it starts from and the defaults that differ."""
+    return (f"Fine-tuning {base.name} ({base.describe()}): peak learning rate {s.train.lr:g}, warm-up "
+            f"{s.train.warmup_steps} steps (by default {FINETUNE_LR_SCALE:g} x a new model's rate and a short "
+            f"warm-up; --lr and --warmup change them), dropout {s.model.dropout:g}; the last {s.train.val_fraction:.0%} of "
+            f"the text is held out, as for a new model.")
+
+
 def build_settings(flags: Mapping[str, Any], corpus: str, corpus_bytes: int | None = None,
-                   probe: Callable[[], Probe] | None = None) -> RunSettings:
+                   probe: Callable[[], Probe] | None = None, base: FineTuneBase | None = None) -> RunSettings:
     """A new run's settings from its flags (None: not given): the presets for the mode and
     hardware, then the given flags over them. ``probe()`` builds the width probe when the
-    policy wants one (``wants_width_probe``); its measuring time comes out of the budget."""
+    policy wants one (``wants_width_probe``); its measuring time comes out of the budget.
+    ``base``: the model the run starts from (--init-from), whose shape and tokenizer it keeps."""
     s = RunSettings(corpus=corpus, mode=flags.get("mode") or "lm")
     s.encoding, s.errors = flags.get("encoding") or "utf-8", flags.get("errors") or "strict"
+    if base is not None:
+        check_flags_fit_base(flags, base)
     s.tokenizer = tokenizer_for(s.mode, flags.get("tokenizer"), flags.get("vocab_size"))
     s.model.cell = flags.get("cell") or "lstm"
     s.model.embedding = flags.get("embedding") or 0
@@ -201,11 +283,13 @@ def build_settings(flags: Mapping[str, Any], corpus: str, corpus_bytes: int | No
     budget_s = requested_time(flags.get("time"), flags.get("steps"), flags.get("epochs"))
     device = flags.get("device") or "auto"
     rate_of = None
-    if probe is not None and wants_width_probe(s.mode, flags.get("hidden"), budget_s, has_gpu(device),
-                                               int(flags.get("world", 1)), flags.get("batch_size"),
-                                               flags.get("seq_len")):
+    if base is None and probe is not None and wants_width_probe(
+            s.mode, flags.get("hidden"), budget_s, has_gpu(device), int(flags.get("world", 1)),
+            flags.get("batch_size"), flags.get("seq_len")):
         rate_of = probe()
     apply_presets(s, device, budget_s, corpus_bytes if s.mode == "lm" else None, rate_of)
+    if base is not None:
+        apply_finetune(s, base)
     s.train.time_s = budget_s or 0.0  # the default budget too: MAX_EPOCHS alone would not end the run
     for flag, (section, name) in FLAG_FIELDS.items():
         if flags.get(flag) is not None:

@@ -46,6 +46,7 @@ class CheckpointData:
     held_out_bpc: float | None = None  # the closing evaluation's score over the whole held-out text
     history: dict = field(default_factory=dict)  # train_loss: [loss], eval: [[step, loss, bpc]]
     corpus: dict = field(default_factory=dict)  # path, token counts, sha256
+    init_from: dict | None = None  # the model a fine-tuned run started from: name, path, kind, step
     # the training state, absent from an export
     optimizer: dict | None = None
     grad_scaler: dict | None = None
@@ -70,8 +71,12 @@ class CheckpointData:
 
     def to_payload(self) -> dict[str, Any]:
         if self.exported:
-            return {**{name: getattr(self, name) for name in _EXPORTED}, "exported": True}
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "exported"}
+            payload = {**{name: getattr(self, name) for name in _EXPORTED}, "exported": True}
+        else:
+            payload = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "exported"}
+        if self.init_from is None:  # a new model's checkpoint keeps the keys it always had
+            del payload["init_from"]
+        return payload
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> CheckpointData:
@@ -85,9 +90,9 @@ class CheckpointData:
 
 
 _EXPORTED = ("kind", "model_config", "tokenizer", "model", "run_name", "settings", "step", "tokens_seen",
-             "elapsed_s", "best_val_bpc", "held_out_bpc", "history", "corpus")
+             "elapsed_s", "best_val_bpc", "held_out_bpc", "history", "corpus", "init_from")
 # fields whose None is a value, not a missing entry
-_NULLABLE = {"best_val_bpc", "held_out_bpc", "optimizer", "grad_scaler", "weight_average", "resume_weights"}
+_NULLABLE = {"best_val_bpc", "held_out_bpc", "init_from", "optimizer", "grad_scaler", "weight_average", "resume_weights"}
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
@@ -186,6 +191,7 @@ def summary(ck: dict | CheckpointData, name: str) -> dict:
         "cell": cfg.get("cell"), "layers": cfg.get("layers"), "hidden": cfg.get("hidden"),
         "parameters": sum(v.numel() for v in ck.model.values() if hasattr(v, "numel")),
         "step": ck.step, "best_val_bpc": ck.best_val_bpc, "held_out_bpc": ck.held_out_bpc,
+        "init_from": ck.init_from.get("name") if isinstance(ck.init_from, dict) else None,
     }
 
 
@@ -203,7 +209,7 @@ def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, half: bool
         kind=ck.kind, model_config=ck.model_config, tokenizer=ck.tokenizer, model=weights,
         run_name=ck.run_name, settings=ck.settings, step=ck.step, tokens_seen=ck.tokens_seen,
         elapsed_s=ck.elapsed_s, best_val_bpc=ck.best_val_bpc, held_out_bpc=ck.held_out_bpc,
-        history={"eval": ck.history.get("eval", [])}, corpus=ck.corpus, exported=True,
+        history={"eval": ck.history.get("eval", [])}, corpus=ck.corpus, init_from=ck.init_from, exported=True,
     )
     out = save_checkpoint(dst, export.to_payload())
     write_json_atomic(summary_path(out), summary(export, out.stem))

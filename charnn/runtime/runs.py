@@ -39,13 +39,14 @@ class RunRecord:
     hits_at_1: float | None = None  # chat: the real reply ranked first among 20, by loss given the context
     hits_at_1_pmi: float | None = None  # the same, by loss with the context minus loss without
     updated: float | None = None
+    init_from: str | None = None  # the name of the model a fine-tuned run started from
     bundled: bool = False
 
     @classmethod
     def from_json(cls, data: dict, path: Path, bundled: bool = False) -> RunRecord:
         types = {"corpus": str, "tokenizer": str, "cell": str, "vocab_size": int, "layers": int, "hidden": int,
                  "parameters": int, "step": int, "best_val_bpc": float, "held_out_bpc": float, "updated": float,
-                 "reply_bpc": float, "hits_at_1": float, "hits_at_1_pmi": float}
+                 "reply_bpc": float, "hits_at_1": float, "hits_at_1_pmi": float, "init_from": str}
         values = {key: _typed(data.get(key), kind) for key, kind in types.items()}
         guess = ("chat" if "chat" in path.stem else "lm") if bundled else "lm"
         mode = data.get("mode") if data.get("mode") in ("lm", "chat") else guess

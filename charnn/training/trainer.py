@@ -127,6 +127,13 @@ class _Run:
 
             tokenizer = tokenizer_from_state(ck.tokenizer)
         model_config = ck.model_config if ck else None
+        self.init_from = ck.init_from if ck else None
+        start = None
+        if ck is None and self.settings.init_from:  # fine-tuning: the shape and tokens of the model started from
+            from charnn.training.init_from import StartingModel
+
+            start = StartingModel.load(self.settings)
+            tokenizer, model_config, self.init_from = start.tokenizer, start.model_config, start.record()
         check_model_fits(self.settings, model_config, tokenizer, self.device)
         dist = self.dist
         if not dist.is_main:  # rank 0 tokenizes and fills the cache once; the others then read it
@@ -134,6 +141,9 @@ class _Run:
         task = make_task(self.settings, self.device, dist.rank, dist.world, tokenizer, model_config)
         if dist.is_main:
             distributed.barrier(dist)
+        if start is not None:
+            start.load_into(task.model)
+            task.notices[:0] = start.notices
         task.check_batch_fits()
         return task
 
@@ -362,6 +372,7 @@ class _Run:
             rng={"torch": torch.get_rng_state(),
                  "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
             history=p.history, corpus={"path": str(self.settings.corpus), **task.summary()}, saved_as=kind,
+            init_from=self.init_from,
         )
 
     def _save(self, kinds: list[str]) -> Iterator[Event]:

@@ -24,7 +24,7 @@ from charnn.tui.screens.dialogs import ConfirmDialog, NumberDialog
 from charnn.tui.widgets.compare_chart import CompareChart
 from charnn.tui.widgets.mode_bar import ModeBar
 
-COLUMNS = ("run", "kind", "tokens", "size", "params", "steps", "val bpc", "updated", "corpus")
+COLUMNS = ("run", "kind", "tokens", "size", "params", "steps", "val bpc", "from", "updated", "corpus")
 NARROW_COLUMNS = ("run", "kind", "tokens", "size", "steps", "val bpc", "updated")
 WIDE_AT = 110  # below this width the table drops params and corpus (the detail line shows them)
 NARROW_NAME = 24
@@ -99,6 +99,7 @@ class ModelsScreen(Screen):
             "params": fmt_count(run.parameters or 0),
             "steps": f"{run.step or 0:,}",
             "val bpc": score_cell(run.held_out_bpc, run.best_val_bpc),
+            "from": run.init_from or "–",
             "updated": "built-in" if run.bundled else fmt_date(run.updated, short=not self.wide),
             "corpus": os.path.basename(run.corpus or ""),
         }
@@ -109,9 +110,10 @@ class ModelsScreen(Screen):
         table = self.query_one(DataTable)
         keep = table.cursor_row
         self.wide = self.size.width >= WIDE_AT
-        columns = COLUMNS if self.wide else NARROW_COLUMNS
         table.clear(columns=True)
         self.rows = {str(run.path): run for run in list_models()}
+        fine_tuned = any(run.init_from for run in self.rows.values())  # else no "from" column
+        columns = [c for c in (COLUMNS if self.wide else NARROW_COLUMNS) if c != "from" or fine_tuned]
         self.marked = [key for key in self.marked if key in self.rows]
         rows = [(key, [self._cells(run)[c] for c in columns]) for key, run in self.rows.items()]
         for i, column in enumerate(columns):
@@ -149,6 +151,8 @@ class ModelsScreen(Screen):
         else:
             lines = [str(run.path), f"corpus {run.corpus or '?'} · {params} parameters · "
                                     f"updated {fmt_date(run.updated)}"]
+        if run.init_from:
+            lines[1] += f" · from {run.init_from}"
         if label := score(run.held_out_bpc, run.best_val_bpc):
             lines[1] += f" · {label}"
         if run.hits_at_1 is not None:  # a chat model's headline figures, from `charnn eval`

@@ -38,8 +38,29 @@ SIZE_SHAPES = {key: shape for _, key, shape in SIZES}
 TOKENIZERS = (("characters", "char"), ("subwords: BPE", "bpe"), ("subwords: unigram", "unigram"))
 
 
-def build_train_args(corpus: str, tokenizer: str, size: str, time: str, steps: str, extra: str) -> list[str]:
-    """The ``charnn train`` arguments for the form's values; raises ValueError with a message."""
+NEW_MODEL = ""  # the "start from" choice of a model trained from scratch
+NEW_MODEL_LABEL = "nothing (new model)"
+
+
+def start_from_choices() -> list[tuple[str, str, str]]:
+    """(label, --init-from value, mode) for each model a run can start from: built-in ones, then the user's runs."""
+    from charnn.runtime.runs import list_models
+
+    out = [(NEW_MODEL_LABEL, NEW_MODEL, "lm")]
+    records = [r for r in list_models() if r.checkpoint() is not None]
+    for r in sorted(records, key=lambda r: not r.bundled):  # built-in first; runs stay newest first
+        what = "chat model" if r.mode == "chat" else "language model"
+        if r.bundled:
+            out.append((f"{r.name} · built-in {what}", r.name, r.mode))
+        else:
+            out.append((f"{r.name} · {what} {r.size} {r.tokenizer or ''}".rstrip(), str(r.path), r.mode))
+    return out
+
+
+def build_train_args(corpus: str, tokenizer: str, size: str, time: str, steps: str, extra: str,
+                     start_from: str = NEW_MODEL, start_mode: str = "lm") -> list[str]:
+    """The ``charnn train`` arguments for the form's values; raises ValueError with a message.
+    With ``start_from`` (a model to fine-tune) its own tokenizer and size are kept."""
     from charnn.config import parse_duration
     from charnn.corpora.catalog import NAMES, is_builtin
 
@@ -51,8 +72,14 @@ def build_train_args(corpus: str, tokenizer: str, size: str, time: str, steps: s
         raise ValueError(f"{path} does not exist and is not a built-in corpus ({', '.join(NAMES)}).")
     if path.is_dir():
         raise ValueError(f"{path} is a directory; choose a text file inside it.")
-    args = [str(path) if path.exists() else corpus, "--tokenizer", tokenizer]
-    if SIZE_SHAPES[size] is not None:
+    args = [str(path) if path.exists() else corpus]
+    if start_from:
+        args += ["--init-from", start_from]
+        if start_mode == "chat" and "--mode" not in extra:
+            args += ["--mode", "chat"]
+    else:
+        args += ["--tokenizer", tokenizer]
+    if SIZE_SHAPES[size] is not None and not start_from:
         layers, hidden = SIZE_SHAPES[size]
         args += ["--layers", str(layers), "--hidden", str(hidden)]
     if time.strip():
@@ -82,6 +109,10 @@ class TrainForm(VerticalScroll):
             yield Input(placeholder="path to a UTF-8 text file", id="corpus", compact=True)
             yield Button("Browse ^o", id="browse", compact=True)
         with Horizontal(classes="form-row"):
+            yield Label("Start from", classes="form-label")
+            yield Select([(NEW_MODEL_LABEL, NEW_MODEL)], value=NEW_MODEL, allow_blank=False, id="start-from",
+                         compact=True)
+        with Horizontal(classes="form-row"):
             yield Label("Tokens", classes="form-label")
             yield Select([(label, key) for label, key in TOKENIZERS], value="char", allow_blank=False,
                          id="tokenizer", compact=True)
@@ -102,9 +133,34 @@ class TrainForm(VerticalScroll):
             yield Button("Start training ⏎", id="start", variant="primary", compact=True)
         yield Static("", id="form-hint")
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.start_modes = {NEW_MODEL: "lm"}  # --init-from value -> the mode of that model
+
+    def on_mount(self) -> None:
+        self.load_start_choices()
+
+    def load_start_choices(self) -> None:
+        """The models a run can start from, as they are on disk now; the choice kept if it still exists."""
+        select = self.query_one("#start-from", Select)
+        keep = select.value
+        choices = start_from_choices()
+        self.start_modes = {value: mode for _, value, mode in choices}
+        select.set_options([(label, value) for label, value, _ in choices])
+        if keep in self.start_modes:
+            select.value = keep
+
+    @on(Select.Changed, "#start-from")
+    def _start_from_changed(self, event: Select.Changed) -> None:
+        # a model started from keeps its own tokens and size
+        for key in ("tokenizer", "size"):
+            self.query_one(f"#{key}", Select).disabled = event.value != NEW_MODEL
+
     def values(self) -> dict[str, str]:
         fields = {k: self.query_one(f"#{k}", Input).value for k in ("corpus", "time", "steps", "extra")}
-        return {**fields, **{k: str(self.query_one(f"#{k}", Select).value) for k in ("tokenizer", "size")}}
+        start = str(self.query_one("#start-from", Select).value)
+        return {**fields, **{k: str(self.query_one(f"#{k}", Select).value) for k in ("tokenizer", "size")},
+                "start_from": start, "start_mode": self.start_modes.get(start, "lm")}
 
 
 class TrainScreen(Screen):
@@ -171,7 +227,8 @@ class TrainScreen(Screen):
             if names:
                 offers.append(f"{key} {screen} ({names[0]})")
         if offers:
-            lines.insert(0, "Built-in models are ready to try without training: " + ", ".join(offers) + ".")
+            lines.insert(0, "Built-in models are ready to try without training: " + ", ".join(offers)
+                         + "; or fine-tune one on your own text (Start from).")
         self.query_one("#form-hint", Static).update("\n".join(lines))
 
     @property
@@ -255,6 +312,7 @@ class TrainScreen(Screen):
         self.refresh_bindings()
 
     def show_form(self, focus: bool = True) -> None:
+        self.query_one(TrainForm).load_start_choices()  # runs may have finished since
         self.query_one(ContentSwitcher).current = "train-form"
         if focus:
             self.query_one("#corpus", Input).focus()
