@@ -57,7 +57,8 @@ def pause_share(steps: list, elapsed_s: float) -> float:
 
 
 def run_charnn(budget: float, device: str, extra: str = "") -> dict:
-    from charnn.cli import build_parser, settings_from_args
+    from charnn.cli import build_parser
+    from charnn.commands.train import settings_from_args
     from charnn.report import model_shape
 
     # exactly `charnn train CORPUS --time BUDGET` (plus any --train-args): presets, and on a CPU the

@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("training", {"charnn.training"}),
     ("inspect", {"charnn.inspect"}),
     ("chat and reporting", {"charnn.chat", "charnn.report"}),
-    ("front doors", {"charnn.cli", "charnn.tui", "charnn.__main__"}),
+    ("front doors", {"charnn.cli", "charnn.commands", "charnn.tui", "charnn.__main__"}),
 ]
 # The core: nothing here may import a UI library.
 CORE_LAYERS = {"foundations", "text", "corpora", "models", "runtime", "decoding and scoring", "training",

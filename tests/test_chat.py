@@ -221,7 +221,8 @@ def test_eval_of_a_malformed_dialogue_file_names_the_line(chat_run, tmp_path, ca
 
 
 def test_chat_mode_defaults_to_subword_tokens_and_lm_mode_to_characters(tmp_path):
-    from charnn.cli import build_parser, settings_from_args
+    from charnn.cli import build_parser
+    from charnn.commands.train import settings_from_args
 
     corpus = write_synthetic(tmp_path / "d.txt", n=5)
     chat = settings_from_args(build_parser().parse_args(["train", str(corpus), "--mode", "chat"]))

@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from charnn.cli import main, parse_duration
+from charnn.cli import main
+from charnn.config import parse_duration
 from charnn.report import score, score_cell
 from tests.conftest import tiny_args
 

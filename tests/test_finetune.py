@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from charnn.cli import build_parser, main, settings_from_args
+from charnn.cli import build_parser, main
+from charnn.commands.train import settings_from_args
 from charnn.config import ModelConfig
 from charnn.models.lm import RNNLanguageModel
 from charnn.presets import (

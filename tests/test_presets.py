@@ -88,7 +88,7 @@ def test_dropout_only_for_a_run_that_would_read_its_text_many_times(shakespeare)
 
 
 def test_language_models_get_weight_decay_chat_keeps_its_own_and_the_flag_wins(shakespeare):
-    from charnn.cli import settings_from_args
+    from charnn.commands.train import settings_from_args
     from charnn.config import TrainConfig
 
     def settings(*argv):
@@ -109,7 +109,7 @@ def test_auto_embedding_follows_the_vocabulary():
 
 def test_train_settings_pick_the_width_from_time_machine_and_corpus_and_keep_a_given_one(
         small_text, shakespeare, monkeypatch):
-    from charnn.cli import settings_from_args
+    from charnn.commands.train import settings_from_args
     from charnn.training import probe
 
     rate, asked = machine(70_000)
@@ -133,7 +133,7 @@ def test_train_settings_pick_the_width_from_time_machine_and_corpus_and_keep_a_g
 def test_the_time_spent_measuring_comes_out_of_the_time_budget(shakespeare, monkeypatch):
     from types import SimpleNamespace
 
-    from charnn.cli import settings_from_args
+    from charnn.commands.train import settings_from_args
     from charnn.training import probe
 
     rate, asked = machine(70_000)
@@ -169,7 +169,7 @@ def test_the_probe_measures_a_real_training_step_without_moving_the_run_s_random
 
 
 def test_a_time_budget_ends_after_the_epoch_cap_unless_epochs_are_given(shakespeare):
-    from charnn.cli import settings_from_args
+    from charnn.commands.train import settings_from_args
     from charnn.presets import LM_GPU, MAX_EPOCHS
 
     def train(*argv, device="cuda"):
