@@ -21,6 +21,7 @@ import numpy as np
 
 from charnn.config import TokenizerConfig
 from charnn.errors import CharnnError
+from charnn.text.dataset import check_shares
 from charnn.text.dialogue import Conversation
 from charnn.text.tokenizers import CharTokenizer, SentencePieceTokenizer, Tokenizer
 
@@ -48,8 +49,6 @@ def fit_chat_tokenizer(conversations: Sequence[Conversation], tok: TokenizerConf
     """A tokenizer for the turns' text with the chat specials (<pad>, <bos>, <eos>, <sep>, <start>)."""
     if tok.kind == "char":
         return CharTokenizer.fit((t for turns in conversations for t in turns), CHAT_SPECIALS)
-    if tok.vocab_size < 2:
-        raise CharnnError("--vocab-size must be at least 2 for a subword tokenizer.")
     chunks = ("\n".join(turns) + "\n" for turns in conversations)
     return SentencePieceTokenizer.fit(chunks, tok.kind, tok.vocab_size, CHAT_SPECIALS)
 
@@ -210,8 +209,7 @@ class BucketBatcher:
     """Length-bucketed batches of examples, a fresh shuffle each epoch, a pure function of the step."""
 
     def __init__(self, examples: DialogueExamples, batch_size: int, seed: int, rank: int = 0, world: int = 1):
-        if batch_size % world:
-            raise CharnnError(f"--batch-size {batch_size} must be divisible by the {world} processes.")
+        check_shares(batch_size, world)
         self.examples = examples
         self.batch_size = batch_size
         self.seed = seed

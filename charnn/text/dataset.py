@@ -58,9 +58,13 @@ def fit_tokenizer(path: Path, tok: TokenizerConfig, encoding: str, errors: str, 
         if not tokenizer.chars.strip():
             raise CharnnError(f"Corpus {path} holds only whitespace; it needs some text to learn from.")
         return tokenizer
-    if tok.vocab_size < 2:
-        raise CharnnError("--vocab-size must be at least 2 for a subword tokenizer.")
-    return SentencePieceTokenizer.fit(texts, tok.kind, tok.vocab_size, specials)
+    return SentencePieceTokenizer.fit(texts, tok.kind, tok.vocab_size, specials)  # size checked in presets
+
+
+def check_shares(batch_size: int, world: int) -> None:
+    """Each of ``world`` processes reads an equal share of the batch (LM streams and chat examples alike)."""
+    if batch_size % world:
+        raise CharnnError(f"--batch-size {batch_size} must be divisible by the {world} processes.")
 
 
 def _encode_to_file(path: Path, tokenizer: Tokenizer, out: Path, encoding: str, errors: str) -> int:
@@ -168,8 +172,7 @@ class StreamBatcher:
     """
 
     def __init__(self, tokens: np.ndarray, batch_size: int, seq_len: int, rank: int = 0, world: int = 1):
-        if batch_size % world:
-            raise CharnnError(f"--batch-size {batch_size} must be divisible by the {world} processes.")
+        check_shares(batch_size, world)
         self.tokens = tokens
         self.batch_size = batch_size
         self.seq_len = seq_len
