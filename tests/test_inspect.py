@@ -161,3 +161,16 @@ def test_generate_novelty_says_plainly_when_the_corpus_is_missing(tmp_path, caps
     path = _save(tmp_path)
     assert main(["generate", "-c", str(path), "--novelty", "--length", "5"]) == 2
     assert "not on this machine" in capsys.readouterr().err
+
+
+def test_most_surprising_words_are_ranked_by_their_bits_each_word_once():
+    from charnn.inspect.surprise import Surprise, TokenLayout
+
+    text = "ab  cd ab!"
+    n = len(text)
+    bits = np.array([np.nan, 1.0, 9.0, 9.0, 2.0, 2.0, 0.0, 5.0, 5.0, 0.5])  # spaces cost much, words less
+    lay = TokenLayout(text, np.arange(n), np.arange(n), np.ones(n, dtype=np.int64), float(n - 1))
+    s = Surprise(lay, bits, np.full((n, 1), -1), np.zeros((n, 1)), 0.0)
+    spans = s.hot_spans(5)
+    assert [text[a:b] for a, b, _ in spans] == ["ab", "cd", "!"]  # no whitespace, 'ab' once (its 10 bits)
+    assert [round(v, 1) for _, _, v in spans] == [10.0, 4.0, 0.5]

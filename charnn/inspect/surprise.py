@@ -8,6 +8,7 @@ evenly over its characters, so a char and a subword model colour the same text c
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,24 +69,21 @@ class Surprise:
                 for i, p in zip(self.guess_ids[t], self.guess_probs[t], strict=True) if i >= 0]
 
     def hot_spans(self, n: int = 5) -> list[tuple[int, int, float]]:
-        """The ``n`` most surprising words as ``(start, end, bits)``, most surprising first."""
-        text, bits = self.layout.text, self.char_bits
-        order = np.argsort(-np.nan_to_num(bits, nan=-1.0), kind="stable")
-        spans: list[tuple[int, int, float]] = []
-        taken: set[int] = set()
-        for i in order[: 50 * n]:
-            i = int(i)
-            if len(spans) >= n or not bits[i] > 0:
+        """The ``n`` most surprising words (or punctuation marks) as ``(start, end, bits)``, most
+        surprising first; each distinct word once, at its most surprising place."""
+        text, bits = self.layout.text, np.nan_to_num(self.char_bits, nan=0.0)
+        sums = np.concatenate([[0.0], np.cumsum(bits, dtype=np.float64)])
+        spans = [(m.start(), m.end()) for m in re.finditer(r"\w+|[^\w\s]", text)]
+        ranked = sorted(((float(sums[b] - sums[a]), a, b) for a, b in spans), key=lambda x: -x[0])
+        found: list[tuple[int, int, float]] = []
+        seen: set[str] = set()
+        for total, a, b in ranked:
+            if len(found) >= n or total <= 0:
                 break
-            a, b = i, i + 1
-            while a > 0 and text[a - 1].isalnum() and text[i].isalnum():
-                a -= 1
-            while b < len(text) and text[b].isalnum() and text[i].isalnum():
-                b += 1
-            if not taken.intersection(range(a, b)):
-                taken.update(range(a, b))
-                spans.append((a, b, float(np.nansum(bits[a:b]))))
-        return spans
+            if text[a:b] not in seen:
+                seen.add(text[a:b])
+                found.append((a, b, total))
+        return found
 
 
 class SurpriseCounter:
