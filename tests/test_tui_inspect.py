@@ -52,6 +52,11 @@ async def test_inspect_colours_the_text_shows_guesses_at_the_cursor_and_the_find
         assert "▸" in str(screen.query_one("#insp-cursor").render())  # the chosen unit's value at the cursor
         await pilot.press("s")
         assert screen.colour_by is None and view.colours == before
+        units.highlighted = None
+        await pilot.press("u", "enter")  # the finder's best unit, without an arrow key first
+        first = screen.result.findings.matches[0]
+        assert screen.colour_by is not None and (screen.colour_by.unit, screen.colour_by.signal) == (first.unit, first.signal)
+        await pilot.press("s")
 
 
 @run_async

@@ -105,15 +105,16 @@ class FilePicker(Dialog):
     FilePicker TextFileTree { height: 1fr; border: round $primary 40%; }
     """
 
-    def __init__(self, start: str = ""):
+    def __init__(self, start: str = "", title: str = "Choose a text file to train on"):
         super().__init__()
+        self.title_text = title
         p = Path(start).expanduser() if start else Path.cwd()
         self.root = p if p.is_dir() else p.parent if p.parent.is_dir() else Path.cwd()
         self.start = start
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("Choose a text file to train on", classes="dialog-title")
+            yield Label(self.title_text, classes="dialog-title")
             yield Input(self.start or str(self.root) + "/", id="picker-path",
                         placeholder="a path; Enter opens a directory or takes a file")
             yield TextFileTree(self.root, id="picker-tree")

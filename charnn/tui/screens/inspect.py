@@ -196,7 +196,7 @@ class InspectScreen(Screen):
                 return
             self.set_text(text)
 
-        self.app.push_screen(FilePicker(), picked)
+        self.app.push_screen(FilePicker(title="Choose a text file to inspect"), picked)
 
     def set_text(self, text: str) -> None:
         """Inspect ``text`` (typed, pasted or read from a file)."""
@@ -308,7 +308,10 @@ class InspectScreen(Screen):
         self._recolour()
 
     def action_units(self) -> None:
-        self.query_one("#insp-units").focus()
+        units = self.query_one("#insp-units", OptionList)
+        if units.highlighted is None and units.option_count:
+            units.highlighted = 0  # so Enter picks at once, without an arrow key first
+        units.focus()
 
     def action_next_signal(self) -> None:
         """The chosen unit's next signal (c, h, i, f, o, g; h only for a GRU or plain RNN)."""
