@@ -143,15 +143,15 @@ def run_pair(text: dict, name: str, budget: float, tmp: Path, extra: str, finetu
 
 
 def crossing(rows: list[dict]) -> str:
-    """Where scratch catches up with fine-tuning, from the budgets measured."""
+    """Which side leads at each budget measured, and where the lead changes hands."""
     rows = sorted(rows, key=lambda r: r["budget_s"])
-    for before, row in zip([None, *rows], rows, strict=False):
-        if row["scratch_bpc"] <= row["finetune_bpc"]:
-            if before is None:
-                return f"scratch is already as good at {row['budget_s']:g} s"
-            return f"the curves cross between {before['budget_s']:g} s and {row['budget_s']:g} s"
-    last = rows[-1]
-    return f"no crossing up to {last['budget_s']:g} s (fine-tuning still {last['gain_bpc']:.3f} bpc better)"
+    ahead = ["fine-tuned" if r["finetune_bpc"] < r["scratch_bpc"] else "scratch" for r in rows]
+    changes = [f"between {a['budget_s']:g} s and {b['budget_s']:g} s ({x} → {y} ahead)"
+               for a, b, x, y in zip(rows, rows[1:], ahead, ahead[1:], strict=False) if x != y]
+    if changes:
+        return "the curves cross " + "; ".join(changes)
+    return (f"no crossing from {rows[0]['budget_s']:g} s to {rows[-1]['budget_s']:g} s: {ahead[0]} ahead throughout "
+            f"(by {abs(rows[-1]['gain_bpc']):.3f} bpc at the last)")
 
 
 def side_by_side(a: str, b: str, width: int = 48) -> str:
