@@ -42,10 +42,16 @@ def latest_checkpoint(kind: str) -> tuple[str, float] | None:
         path = resolve_checkpoint(None, kind)
     except CharnnError:
         return None
+    key = model_key(str(path))
+    return key if key[1] else None
+
+
+def model_key(path: str) -> tuple[str, float]:
+    """A model file and its modification time: a screen reloads when either changes (0.0: unreadable)."""
     try:
-        return str(path), os.path.getmtime(path)
+        return path, os.path.getmtime(path)
     except OSError:
-        return None
+        return path, 0.0
 
 
 def describe_loaded(loaded) -> str:

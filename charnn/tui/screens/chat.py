@@ -5,7 +5,6 @@ Until a chat model exists, the screen says how to train one.
 
 from __future__ import annotations
 
-import os
 import time
 
 from rich.text import Text
@@ -18,7 +17,7 @@ from textual.widgets import ContentSwitcher, Footer, Input, Static
 from textual.worker import get_current_worker
 
 from charnn.errors import CharnnError
-from charnn.tui.catalog import describe_loaded, latest_checkpoint, model_choices
+from charnn.tui.catalog import describe_loaded, latest_checkpoint, model_choices, model_key
 from charnn.tui.inference import FLUSH_S, MAX_TEMP, TEMP_STEP, cpu_threads_for_ui, freeze_heap
 from charnn.tui.screens.dialogs import ModelPicker
 from charnn.tui.widgets.mode_bar import ModeBar
@@ -115,11 +114,7 @@ class ChatScreen(Screen):
     # -- model ------------------------------------------------------------------------
     def open_model(self, path: str, explicit: bool = True) -> None:
         self.explicit = self.explicit or explicit
-        try:
-            mtime = os.path.getmtime(path)
-        except OSError:
-            mtime = 0.0
-        self.model_key = (path, mtime)
+        self.model_key = model_key(path)
         self.query_one(ContentSwitcher).current = "chat-main"
         self.query_one("#chat-model", Static).update(f"model  loading {path}…")
         self._load(path)

@@ -6,7 +6,6 @@ and streams into the panes in small batches, so the UI keeps its frame rate.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from textual.widgets import Footer, Input, Label, Static
 from textual.worker import get_current_worker
 
 from charnn.errors import CharnnError
-from charnn.tui.catalog import describe_loaded, latest_checkpoint, model_choices
+from charnn.tui.catalog import describe_loaded, latest_checkpoint, model_choices, model_key
 from charnn.tui.inference import FLUSH_S, MAX_TEMP, TEMP_STEP, cpu_threads_for_ui, freeze_heap
 from charnn.tui.screens.dialogs import ModelPicker, OptionsDialog, SaveDialog
 from charnn.tui.widgets.mode_bar import ModeBar
@@ -99,11 +98,7 @@ class GenerateScreen(Screen):
     # -- model ------------------------------------------------------------------------
     def open_model(self, path: str, explicit: bool = True) -> None:
         self.explicit = self.explicit or explicit
-        try:
-            mtime = os.path.getmtime(path)
-        except OSError:
-            mtime = 0.0
-        self.model_key = (path, mtime)
+        self.model_key = model_key(path)
         self._set_model_line(f"loading {path}…")
         self._load(path)
 

@@ -8,7 +8,6 @@ reloads it), or the one chosen with m.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from textual.widgets.option_list import Option
 
 from charnn.errors import CharnnError
 from charnn.tui import braille
-from charnn.tui.catalog import describe_loaded, latest_checkpoint, model_choices
+from charnn.tui.catalog import describe_loaded, latest_checkpoint, model_choices, model_key
 from charnn.tui.inference import cpu_threads_for_ui, freeze_heap
 from charnn.tui.screens.dialogs import FilePicker, ModelPicker
 from charnn.tui.widgets.inspect_view import InspectView
@@ -117,11 +116,7 @@ class InspectScreen(Screen):
     # -- model ------------------------------------------------------------------------
     def open_model(self, path: str, explicit: bool = True) -> None:
         self.explicit = self.explicit or explicit
-        try:
-            mtime = os.path.getmtime(path)
-        except OSError:
-            mtime = 0.0
-        self.model_key = (path, mtime)
+        self.model_key = model_key(path)
         self._model_line(f"loading {path}…")
         self._load(path)
 
