@@ -58,7 +58,7 @@ def cmd_models(args) -> int:
 def _compare_runs(specs: list[str], chart: bool) -> int:
     """``charnn models --compare``: a table per run, the settings that differ, the curves at common points."""
     from charnn.report import fmt_count
-    from charnn.tui.braille import fmt_seconds
+    from charnn.tui.braille import tick_seconds
     from charnn.tui.run_curves import common_points, differences, find_runs, read_curve
 
     curves = [read_curve(r) for r in find_runs(specs)]
@@ -71,12 +71,12 @@ def _compare_runs(specs: list[str], chart: bool) -> int:
     for c in curves:
         r = c.record
         print(f"{c.name:<{width}}{num(r.best_val_bpc):>9}{num(r.held_out_bpc):>9}{r.step or 0:>8,}"
-              f"{fmt_count(c.total_tokens):>9}{fmt_seconds(c.total_seconds):>8}")
+              f"{fmt_count(c.total_tokens):>9}{tick_seconds(c.total_seconds):>8}")
     diffs = differences(curves)
     print("\nsettings that differ:" if diffs else "\nthe runs' settings are the same")
     for key, values in diffs:
         print(f"  {key:<24}" + "  ".join(f"{c.name}={v}" for c, v in zip(curves, values, strict=True)))
-    for axis, fmt in (("tokens", fmt_count), ("seconds", fmt_seconds)):
+    for axis, fmt in (("tokens", fmt_count), ("seconds", tick_seconds)):
         points = common_points(curves, axis)
         label = "tokens seen" if axis == "tokens" else "training time"
         if not points:

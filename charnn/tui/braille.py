@@ -50,7 +50,8 @@ def nice_step(span: float, count: int) -> float:
     return 10 * mag
 
 
-def fmt_count(x: float) -> str:
+def tick_count(x: float) -> str:
+    """A compact axis label (3 significant figures: 500k, 1.2M); report.fmt_count is the table figure."""
     if x >= 1e9:
         return f"{x / 1e9:.3g}G"
     if x >= 1e6:
@@ -60,7 +61,7 @@ def fmt_count(x: float) -> str:
     return f"{x:.0f}"
 
 
-def fmt_seconds(x: float) -> str:
+def tick_seconds(x: float) -> str:
     if x >= 3600:
         return f"{x / 3600:.3g}h"
     if x >= 60:
@@ -171,7 +172,7 @@ def x_axis(scale: Scale, plot_w: int, fmt: Callable[[float], str], suffix: str =
 
 
 def chart(lines: Sequence[Line], width: int, height: int, scale: Scale | None = None,
-          x_fmt: Callable[[float], str] = fmt_count, x_suffix: str = "",
+          x_fmt: Callable[[float], str] = tick_count, x_suffix: str = "",
           y_fmt: Callable[[float], str] = "{:.2f}".format) -> list[list[Piece]] | None:
     """``height`` rows (the plot, then the x axis) of ``width`` cells; None when nothing fits or
     there is nothing to draw."""

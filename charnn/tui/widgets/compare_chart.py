@@ -29,7 +29,7 @@ class CompareChart(LineChart):
         return " tokens" if self.axis == "tokens" else ""
 
     def x_format(self, x: float) -> str:
-        return braille.fmt_count(x) if self.axis == "tokens" else braille.fmt_seconds(x)
+        return braille.tick_count(x) if self.axis == "tokens" else braille.tick_seconds(x)
 
     def legend(self) -> list[tuple[str, str]]:
         out = [(f" val bits/char against {AXES[self.axis]} (x) ", "title")]

@@ -36,7 +36,7 @@ class LineChart(Widget):
         return []
 
     def x_format(self, x: float) -> str:
-        return braille.fmt_count(x)
+        return braille.tick_count(x)
 
     def y_format(self, y: float) -> str:
         return f"{y:.2f}"

@@ -82,7 +82,7 @@ class LossChart(LineChart):
         legend = [(" bits/char ", "title"), ("⣀ train", "train"), ("  ", braille.AXIS), (f"{VAL_MARK} val", "val")]
         if len(self.val):
             best_i = min(range(len(self.val)), key=self.val.ys.__getitem__)
-            legend.append((f"  best {self.val.ys[best_i]:.3f} @{braille.fmt_count(self.val.xs[best_i])}",
+            legend.append((f"  best {self.val.ys[best_i]:.3f} @{braille.tick_count(self.val.xs[best_i])}",
                            braille.AXIS))
         elif len(self.train):
             legend.append((f"  now {self.train.ys[-1]:.3f}", braille.AXIS))
