@@ -210,6 +210,11 @@ def test_eval_on_a_chat_checkpoint_shows_that_context_helps(chat_run, capsys):
     # the headline figures land in the run's record, where `charnn models` lists them
     record = json.loads((chat_run["run"] / "run.json").read_text())
     assert record["hits_at_1"] == result["hits_at_1"] and record["reply_bpc"] == result["bits_per_char"]
+    # and an export of the run keeps them in its summary, so a shipped model lists them too
+    assert main(["export", str(chat_run["run"]), str(chat_run["run"].parent / "shipped" / "mine-chat.pt")]) == 0
+    assert "carried hits_at_1, hits_at_1_pmi, reply_bpc" in capsys.readouterr().err
+    summary = json.loads((chat_run["run"].parent / "shipped" / "mine-chat.json").read_text())
+    assert summary["hits_at_1_pmi"] == result["hits_at_1_pmi"] and summary["reply_bpc"] == result["bits_per_char"]
 
 
 
