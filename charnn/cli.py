@@ -121,8 +121,9 @@ def _add_chat_levers(p) -> None:
                    help="flat (default): one bidirectional LSTM over the recent turns; hred: each turn read on "
                         "its own, then a context RNN over the turns (Serban et al. 2016)")
     g.add_argument("--context-dropout", type=float, default=None, metavar="P",
-                   help="cut this share of training contexts to fewer of their recent turns, so a fresh chat's "
-                        "first message reads like one met mid-conversation (default 0.25)")
+                   help="cut this share of training contexts to fewer of their recent turns (none to all but one), so "
+                        "a fresh chat's first message reads like one met mid-conversation and the reply without "
+                        "context that --mmi takes off is learned (default 0.25)")
     g.add_argument("--label-smoothing", type=float, default=None, metavar="E", help="default 0 (off)")
     g.add_argument("--generic-weight", type=float, default=None, metavar="W",
                    help="loss weight of replies said very often, such as 'Hi!' (default 1: off; 0 drops them)")

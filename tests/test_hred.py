@@ -98,9 +98,34 @@ def test_only_contexts_that_open_a_conversation_start_with_the_marker():
     assert tok.decode(ctx[3, : lengths[3]].tolist()) == "yook"
     cut, cut_len, _, _ = ex.batch(np.array([2]), keep_turns=np.array([1]))  # context dropout: met in the middle
     assert cut[0, 0] != cfg.start_id and tok.decode(cut[0, : cut_len[0]].tolist()) == "yo"
+    none, none_len, _, _ = ex.batch(np.array([2, 0]), keep_turns=np.array([0, 0]))  # cut to nothing
+    assert none_len.tolist() == [1, 1] and none[0, 0] == cfg.sep_id  # the context-free reply the anti-LM reads
+    assert none[1, 0] == cfg.start_id  # an opening keeps its marker
     # decoding a user's fresh chat uses no marker; a known true start can ask for it
     assert context_ids([[9]], cfg) == [9, cfg.sep_id]
     assert context_ids([[9]], cfg, start=True) == [cfg.start_id, 9, cfg.sep_id]
+
+
+def test_context_dropout_keeps_none_to_all_but_one_turn_so_the_context_free_reply_is_trained(tmp_path):
+    from charnn.config import RunSettings
+    from charnn.training.chat_task import ChatTask
+    from tests.test_seq2seq import write_synthetic
+
+    s = RunSettings(mode="chat", corpus=str(write_synthetic(tmp_path / "d.txt", n=40)))
+    s.model.layers, s.model.hidden, s.train.batch_size, s.train.seq_len = 1, 16, 8, 16
+    s.chat.context_dropout = 1.0 - 1e-9  # cut every context that has a turn
+    task = ChatTask(s, torch.device("cpu"))
+    ex = task.train_examples
+    index = np.arange(len(ex))
+    turns = ex.reply - ex.first
+    keeps = np.concatenate([task._keep_turns(index, step) for step in range(20)])
+    turns = np.tile(turns, 20)
+    assert (keeps[turns == 0] == 0).all()  # an opening has nothing to cut
+    assert (keeps[turns >= 1] < turns[turns >= 1]).all()  # a cut always drops at least one turn
+    for t in range(1, int(turns.max()) + 1):  # and keeps each of 0 .. t-1 turns
+        assert set(keeps[turns == t].tolist()) == set(range(t))
+    s.chat.context_dropout = 0.0
+    assert ChatTask(s, torch.device("cpu"))._keep_turns(index, 0) is None
 
 
 def test_generic_replies_are_weighted_down_and_the_rest_kept():

@@ -148,8 +148,11 @@ class ChatTask:
     def _keep_turns(self, index: np.ndarray, step: int) -> np.ndarray | None:
         """Context dropout: per example, how many recent turns it keeps (a function of the step and seed).
 
-        A dropped example keeps 1 to all-but-one of its turns, so it reads like a conversation met in
-        the middle (no <start>); an example with one turn keeps it, so a marked opening stays marked.
+        A dropped example keeps 0 to all-but-one of its turns, uniformly: with some it reads like a
+        conversation met in the middle (no <start>), and with none it is the context-free reply the
+        anti-LM and PMI scoring ask the same decoder for (a lone <sep>; as classifier-free guidance
+        trains its unconditional model), so p(reply | no context) is learned, not extrapolated. An
+        opening (no turns before it) keeps its <start>.
         """
         p = self.levers.context_dropout
         if not p:
@@ -157,8 +160,8 @@ class ChatTask:
         ex = self.train_examples
         rng = np.random.default_rng([self.settings.train.seed, step, self.rank, 7])
         turns = ex.reply[index] - ex.first[index]
-        cut = (rng.random(len(index)) < p) & (turns >= 2)
-        return np.where(cut, rng.integers(1, np.maximum(turns, 2)), turns)
+        cut = (rng.random(len(index)) < p) & (turns >= 1)
+        return np.where(cut, rng.integers(0, np.maximum(turns, 1)), turns)
 
     def train_loss(self, model, step: int) -> torch.Tensor:
         index = self.batcher.local_batch(step)
