@@ -190,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="bits per character of a text under a model")
     p.add_argument("checkpoint", help="a model name from `charnn models`, a run directory or a checkpoint file")
-    p.add_argument("text", help="text file to score (a dialogue file for chat models)")
+    p.add_argument("text", help="text file to score (a dialogue file for chat models), or a built-in corpus "
+                                  "name (a chat model's own corpus: only the conversations it held out are scored)")
     p.add_argument("--device", default="auto")
     p.add_argument("--encoding", default="utf-8")
     p.add_argument("--errors", default="strict", choices=["strict", "replace", "ignore"])

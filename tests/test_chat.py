@@ -218,6 +218,16 @@ def test_eval_on_a_chat_checkpoint_shows_that_context_helps(chat_run, capsys):
 
 
 
+def test_eval_of_a_chat_model_on_a_built_in_corpus_name_reads_its_dialogue_file(chat_run, capsys, monkeypatch):
+    from charnn.corpora import catalog
+
+    asked = []
+    monkeypatch.setattr(catalog, "builtin_path",
+                        lambda name, mode="lm", notify=None: asked.append(mode) or chat_run["corpus"])
+    assert main(["eval", str(chat_run["ckpt"]), "chitchat", "--json"]) == 0
+    assert asked == ["chat"] and json.loads(capsys.readouterr().out)["scored"].startswith("the held-out 10%")
+
+
 def test_eval_of_a_malformed_dialogue_file_names_the_line(chat_run, tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\nnot json\n')

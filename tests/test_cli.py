@@ -88,6 +88,21 @@ def test_eval_prints_bits_per_char(trained_run, small_text, capsys):
     assert 0 < result["bits_per_char"] < 8
 
 
+def test_eval_reads_a_built_in_corpus_by_name_in_the_form_the_model_reads(trained_run, small_text, capsys,
+                                                                          monkeypatch):
+    from charnn.corpora import catalog
+
+    asked = []
+    monkeypatch.setattr(catalog, "builtin_path", lambda name, mode="lm", notify=None: asked.append(mode) or small_text)
+    assert main(["eval", "cli", str(small_text), "--json"]) == 0
+    by_path = json.loads(capsys.readouterr().out)
+    assert main(["eval", "cli", "tinyshakespeare", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["bits_per_char"] == by_path["bits_per_char"]
+    assert asked == ["lm"]  # a language model reads the plain text (a chat model: the dialogue file)
+    assert main(["eval", "cli", "no-such-corpus"]) == 2
+    assert "no-such-corpus" in capsys.readouterr().err
+
+
 def test_models_lists_the_run(trained_run, charnn_home, capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
