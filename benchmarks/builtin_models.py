@@ -7,10 +7,11 @@
 Each recipe below is the exact `charnn train` command that made the file in checkpoints/ (its card in
 checkpoints/README.md). The run trains under the user's runs directory as NAME-rebuilt, is exported
 to ``--to``/NAME.pt (default: checkpoints/, replacing the shipped file) with its summary NAME.json,
-and a chat model is then scored by `charnn eval` on the held-out 10 % of its conversations: the part-1 table of issue 17 (reply bits/char with the context, the last turn and none,
-hits@1 of 20 plain and PMI-scored, and per decoding the replies' short share, commonest share,
-distinct-1/2 and words per reply, on held-out contexts and on our openers), which `charnn eval`
-also records in NAME.json so `charnn models` lists it.
+and a chat model is then scored by `charnn eval` on the held-out 10 % of its conversations: the part-1
+table of issue 17 (reply bits/char with the context, the last turn and none, hits@1 of 20 plain and
+PMI-scored, and per decoding the replies' short share, commonest share, distinct-1/2 and words per
+reply, on held-out contexts and on our openers), which `charnn eval` also records in NAME.json so
+`charnn models` lists it.
 """
 
 from __future__ import annotations
