@@ -347,8 +347,11 @@ def test_hits_at_1_counts_the_real_reply_ranked_first_and_reply_stats_measure_du
 
     given = np.array([[1.0, 2.0, 3.0], [5.0, 1.0, 4.0]])
     alone = np.array([[3.0, 2.0, 3.0], [9.0, 1.0, 4.0]])
-    ranking = Ranking(given, alone)
+    ranking = Ranking(given, alone, np.array([[1, 4, 2], [2, 1, 1]]))
     assert ranking.hits_at_1() == 0.5 and ranking.hits_at_1(1.0) == 1.0
+    # per token both real replies lose: 1 nat over 1 token to 2 over 4, and 5 over 2 to 1 over 1
+    assert ranking.hits_at_1(per_token=True) == 0.0
+    assert Ranking(given, alone).hits_at_1(per_token=True) == 0.5  # without lengths: the summed ranking
     stats = reply_stats(["Hi!", "hi!", "i like cats a lot", "i like dogs"])
     assert stats["short_share"] == 0.5 and stats["top_share"] == 0.5
     assert stats["mean_words"] == pytest.approx(10 / 4) and stats["distinct_1"] == pytest.approx(8 / 10)
@@ -365,7 +368,7 @@ def test_ranking_scores_each_pair_as_an_unbatched_forward_pass(loaded, chat_run)
     model, cfg = loaded.model, loaded.model.config
     examples = DialogueExamples(read_dialogues(str(chat_run["corpus"]))[:20], loaded.tokenizer, cfg)
     ranking = rank_replies(model, examples, torch.device("cpu"), n=30, candidates=5, seed=1, batch=7, bf16=False)
-    assert ranking.given.shape == (30, 5)
+    assert ranking.given.shape == (30, 5) == ranking.tokens.shape
     from charnn.scoring.chat_quality import _draw
 
     picked, cand = _draw(examples, 30, 5, 1)
@@ -377,4 +380,5 @@ def test_ranking_scores_each_pair_as_an_unbatched_forward_pass(loaded, chat_run)
         nats = torch.nn.functional.cross_entropy(logits[0].float(), torch.from_numpy(tgt[0]), ignore_index=0,
                                                  reduction="sum")
         assert ranking.given[i, j] == pytest.approx(float(nats), rel=1e-4)
+        assert ranking.tokens[i, j] == int((tgt[0] != 0).sum())
     assert np.all(ranking.alone[:, 0] > 0)

@@ -30,14 +30,20 @@ def with_context(examples: DialogueExamples) -> np.ndarray:
 @dataclass
 class Ranking:
     """Losses (nats) of each ranked context's candidates: ``given[i, j]`` of candidate ``j`` (0 is the real
-    reply) given context i, ``alone[i, j]`` the same reply given no context."""
+    reply) given context i, ``alone[i, j]`` the same reply given no context; ``tokens[i, j]`` its length
+    in scored tokens (with <eos>)."""
 
     given: np.ndarray
     alone: np.ndarray
+    tokens: np.ndarray | None = None
 
-    def hits_at_1(self, mmi: float = 0.0) -> float:
-        """Share of contexts whose real reply scores best by loss - mmi * loss without context."""
+    def hits_at_1(self, mmi: float = 0.0, per_token: bool = False) -> float:
+        """Share of contexts whose real reply scores best by loss - mmi * loss without context: summed over
+        its tokens (a log-probability ratio), or, ``per_token``, divided by its length (as ParlAI ranks a
+        generative model's candidates), which stops short replies winning for being short."""
         score = self.given - mmi * self.alone
+        if per_token:
+            score = score / np.maximum(self.tokens if self.tokens is not None else 1, 1)
         best = score.min(axis=1, keepdims=True)
         return float((score[:, 0] <= best[:, 0]).mean()) if len(score) else 0.0
 
@@ -115,7 +121,7 @@ def rank_replies(model, examples: DialogueExamples, device, n: int = N_RANKED, c
                     given[ctx_rows[part[:, 0]], part[:, 1]] = nats
     finally:
         model.train(was_training)
-    return Ranking(given, alone[cand])
+    return Ranking(given, alone[cand], rep_len[cand])
 
 
 def distinct_n(texts: Sequence[str], n: int) -> float:

@@ -134,6 +134,8 @@ def chat_quality(loaded, examples, decodings: dict, seed: int = 0, n_contexts: i
                     **{where: reply_stats(*zip(*decoded[name][where], strict=True)) for where in ("contexts", "openers")}}
              for name, d in decodings.items()}
     return {"ranked": len(ranking.given), "hits_at_1": ranking.hits_at_1(0.0), "hits_at_1_pmi": ranking.hits_at_1(1.0),
+            "hits_at_1_per_token": ranking.hits_at_1(0.0, per_token=True),
+            "hits_at_1_by_mmi": {f"{m:g}": ranking.hits_at_1(m) for m in (0.25, 0.5, 0.75, 1.0, 1.25)},
             "decodings": table, "examples": _exchanges(decoded, list(decodings))}
 
 
@@ -205,5 +207,8 @@ def format_chat_eval(result: dict) -> list[str]:
             label = labels[name] if where == "contexts" else ""
             hits = f"{entry['hits_at_1_at_mmi']:.3f}" if where == "contexts" else ""
             rows.append(f"{label:<{width}} {where:<10} {hits:>6} " + " ".join(f"{stats[k]:>11.3f}" for k, _ in STAT_COLUMNS))
-    return [*plain, "", "hits@1 of 20 at the decoding's anti-LM weight (0: plain, 1: PMI)", *rows, "",
+    by_mmi = result.get("hits_at_1_by_mmi", {})
+    curve = ["hits@1 of 20 by the weight of the loss without context taken off (1: PMI): "
+             + " · ".join(f"{m} {v:.3f}" for m, v in by_mmi.items())] if by_mmi else []
+    return [*plain, *curve, "", "hits@1 of 20 at the decoding's anti-LM weight (0: plain, 1: PMI)", *rows, "",
             "example exchanges:", *result.get("examples", [])]
