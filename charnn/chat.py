@@ -29,14 +29,16 @@ class ChatSession:
     def __init__(self, loaded: LoadedModel, context_turns: int | None = None, temperature: float | None = None,
                  top_k: int = 0, top_p: float = 1.0, beam: int | None = None, max_length: int = 200,
                  seed: int | None = None, mmi: float | None = None, min_words: int | None = None):
-        """Unset decoding settings (None) take the default decoding's (``charnn.presets.CHAT_DECODING``);
-        a temperature without a beam width asks for sampling."""
+        """Unset decoding settings (None) take the default decoding's (``charnn.presets.CHAT_DECODING``), or
+        with a beam width the beam's guards (``CHAT_BEAM_GUARDS``); a temperature without a beam width
+        asks for sampling."""
         import torch
 
         if loaded.kind != "chat":
             raise CharnnError(f"{loaded.path} is a language model, not a chat model; use it with charnn generate.")
-        default = default_decoding(max_length)
-        beam = (0 if temperature is not None else default.beam) if beam is None else beam
+        beam = (0 if temperature is not None else default_decoding(max_length).beam) if beam is None else beam
+        default = default_decoding(max_length, beam)
+        self.pinned = {name for name, value in (("mmi", mmi), ("min_words", min_words)) if value is not None}
         temperature = default.temperature if temperature is None else temperature
         mmi = default.mmi if mmi is None else mmi
         min_words = default.min_words if min_words is None else min_words
@@ -68,6 +70,22 @@ class ChatSession:
         """The earlier turns the next reply will read, besides the new message (oldest first)."""
         k = self.context_turns - 1
         return list(self.history[-k:]) if k > 0 else []
+
+    def set_beam(self, beam: int) -> None:
+        """Beam search of this width (0: sampling). Switching between sampling and beam search also
+        switches the anti-LM weight and minimum length to that decoding's measured guards, unless the
+        user set them (``set_guard`` or the constructor)."""
+        if (beam > 0) != (self.beam > 0):
+            guards = default_decoding(self.max_length, beam)
+            for name in ("mmi", "min_words"):
+                if name not in self.pinned:
+                    setattr(self, name, getattr(guards, name))
+        self.beam = beam
+
+    def set_guard(self, name: str, value: float) -> None:
+        """The anti-LM weight (``mmi``) or minimum words (``min_words``) as the user chose it: kept from now on."""
+        setattr(self, name, value)
+        self.pinned.add(name)
 
     def reset(self) -> None:
         self.history.clear()
@@ -123,7 +141,7 @@ HELP = """commands:
   /reset        forget the conversation
   /temp X       sampling temperature (0 = greedy)
   /context N    how many previous turns the model reads (the model's default: {default})
-  /beam N       beam search with N beams (0 = sample)
+  /beam N       beam search with N beams (0 = sample); a beam brings its own /mmi and /min unless you set them
   /mmi X        anti-LM weight: take X * log p(reply | no context) off each reply's first tokens (0 = off)
   /min N        no reply shorter than N words (0 = off)
   /nbest        the candidates the last reply was chosen from, with their scores
@@ -147,8 +165,9 @@ def _command(session: ChatSession, line: str, err) -> bool:
         elif name in ("temp", "temperature"):
             value = float(arg)
             validate_chat_options(value, 0, 1.0, 0, 1, None)
-            session.temperature, session.beam = value, 0  # a temperature asks for sampling
-            err.write(f"(sampling, temperature {value:g})\n")
+            session.set_beam(0)  # a temperature asks for sampling
+            session.temperature = value
+            err.write(f"({session.describe()})\n")
         elif name == "context":
             value = int(arg)
             validate_chat_options(0.0, 0, 1.0, 0, 1, value)
@@ -157,17 +176,17 @@ def _command(session: ChatSession, line: str, err) -> bool:
         elif name == "beam":
             value = int(arg)
             validate_chat_options(0.0, 0, 1.0, value, 1, None)
-            session.beam = value
-            err.write(f"(beam search, {value} beams)\n" if value else "(sampling)\n")
+            session.set_beam(value)
+            err.write(f"({session.describe()})\n")
         elif name == "mmi":
             value = float(arg)
             validate_chat_options(0.0, 0, 1.0, 0, 1, None, mmi=value)
-            session.mmi = value
+            session.set_guard("mmi", value)
             err.write(f"(anti-LM weight {value:g})\n")
         elif name == "min":
             value = int(arg)
             validate_chat_options(0.0, 0, 1.0, 0, 1, None, min_words=value)
-            session.min_words = value
+            session.set_guard("min_words", value)
             err.write(f"(replies of at least {value} words)\n" if value else "(no minimum length)\n")
         elif name == "nbest":
             err.write("\n".join(format_candidates(session.candidates)) + "\n" if session.candidates
@@ -189,7 +208,7 @@ def run_chat_repl(args) -> int:
     from charnn.runtime.device import set_cpu_threads
     from charnn.runtime.loading import load_model
 
-    default = default_decoding(args.max_length)
+    default = default_decoding(args.max_length, args.beam)
     validate_chat_options(default.temperature if args.temp is None else args.temp, args.top_k, args.top_p,
                           args.beam or 0, args.max_length, args.context,
                           default.mmi if args.mmi is None else args.mmi,

@@ -22,7 +22,7 @@ from charnn.commands.train import cmd_train
 from charnn.commands.tui import cmd_tui
 from charnn.config import parse_duration
 from charnn.errors import CharnnError
-from charnn.presets import CHAT_DECODING
+from charnn.presets import CHAT_BEAM_GUARDS, CHAT_DECODING
 
 DEFAULTS_NOTE = "defaults suit a CPU; on a GPU try --hidden 1024 --batch-size 128"
 
@@ -216,15 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("chat", help="talk to a seq2seq chat model")
     _add_sampling(p)
-    p.set_defaults(temp=None)  # chat's default decoding is beam search; --temp alone asks for sampling
+    p.set_defaults(temp=None)  # unset: the measured default decoding (charnn.presets.CHAT_DECODING)
     p.add_argument("--context", type=int, default=None, help="previous turns the model reads")
     p.add_argument("--beam", type=int, default=None,
                    help=f"beam search width (0 = sample; default {CHAT_DECODING['beam']}; --temp alone samples)")
     p.add_argument("--mmi", type=float, default=None,
                    help=f"anti-LM weight: score a reply's first tokens by log p(reply | context) - MMI x "
-                        f"log p(reply | no context), against generic replies (0 = off; default {CHAT_DECODING['mmi']:g})")
+                        f"log p(reply | no context), against generic replies (0 = off; default "
+                        f"{CHAT_DECODING['mmi']:g}, with --beam {CHAT_BEAM_GUARDS['mmi']:g})")
     p.add_argument("--min-length", type=int, default=None,
-                   help=f"no reply shorter than this many words (0 = off; default {CHAT_DECODING['min_words']})")
+                   help=f"no reply shorter than this many words (0 = off; default {CHAT_DECODING['min_words']}, "
+                        f"with --beam {CHAT_BEAM_GUARDS['min_words']})")
     p.add_argument("--max-length", type=int, default=200, help="longest reply in tokens")
 
     _add_inspect(sub)

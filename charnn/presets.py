@@ -38,6 +38,9 @@ CHAT_TOKENIZER = "bpe"
 SUBWORD_VOCAB_SIZE = 1000
 # how `charnn chat` decodes a reply (charnn.decoding.replies.Decoding); measured in benchmarks/README.md
 CHAT_DECODING = {"beam": 0, "mmi": 0.5, "mmi_tokens": 5, "min_words": 3, "temperature": 0.8}
+# the guards a beam search gets instead (--beam N, /beam N, the TUI's b key): a beam seeks the likeliest
+# reply, so it needs the stronger anti-LM and a longer minimum to stay off the reply prior's peak
+CHAT_BEAM_GUARDS = {"mmi": 1.0, "min_words": 5}
 
 
 # the widths an automatic CPU run chooses from, and how much it must read to be worth its width

@@ -187,7 +187,7 @@ def test_repl_reads_piped_lines_and_commands(chat_run, monkeypatch, capsys):
     out, err = capsys.readouterr()
     replies = out.splitlines()
     assert len(replies) == 3 and replies[1] == "figs"
-    assert "(sampling, temperature 0)" in err and "(beam search, 2 beams)" in err and "(conversation cleared)" in err
+    assert "(greedy)" in err and "(beam 2)" in err and "(conversation cleared)" in err  # --mmi 0 --min-length 0 stay
     assert "/context needs a number" in err and "unknown command /bogus" in err
 
 
@@ -202,7 +202,7 @@ def test_eval_on_a_chat_checkpoint_shows_that_context_helps(chat_run, capsys):
     assert 0 < result["distinct_1"] <= 1 and 0 < result["distinct_2"] <= 1
     # the toy model's last reply repeats the first turn: ranked by PMI it is found far above chance (0.05)
     assert result["ranked"] == 90 and result["hits_at_1_pmi"] > 0.3
-    assert list(result["decodings"]) == ["default", "sampling", "beam 5"]
+    assert list(result["decodings"]) == ["default", "beam 5", "sampling", "plain beam 5"]
     for entry in result["decodings"].values():
         for where in ("contexts", "openers"):
             assert 0 <= entry[where]["short_share"] <= 1 and entry[where]["mean_words"] > 0
@@ -319,13 +319,15 @@ def test_beam_candidates_carry_their_true_log_probabilities_and_are_ranked(loade
 
 
 def test_repl_sets_the_anti_lm_weight_minimum_length_and_shows_the_n_best(chat_run, monkeypatch, capsys):
-    lines = "/mmi 0.25\n/min 2\n/beam 3\n/settings\n/nbest\nfigs please\n/nbest\n/mmi 9\n/min x\n"
+    lines = "/beam 3\n/mmi 0.25\n/min 2\n/settings\n/nbest\nfigs please\n/nbest\n/mmi 9\n/min x\n/temp 0.5\n"
     monkeypatch.setattr("sys.stdin", io.StringIO(lines))
     assert main(["chat", "-c", str(chat_run["ckpt"]), "--max-length", "20"]) == 0
     out, err = capsys.readouterr()
     assert len(out.splitlines()) == 1 and out.strip()
     assert "(anti-LM weight 0.25)" in err and "(replies of at least 2 words)" in err
+    assert "(beam 3 · mmi 1 · min 5 words)" in err  # a beam brings its own guards
     assert "(beam 3 · mmi 0.25 · min 2 words)" in err and "(no reply yet)" in err
+    assert "(sampling temp 0.5 · mmi 0.25 · min 2 words)" in err  # the guards set by hand stay
     assert " score " in err and "--mmi must be between" in err and "/min needs a number" in err
 
 
@@ -336,6 +338,17 @@ def test_chat_flags_default_to_the_measured_decoding_and_a_temperature_means_sam
     session = ChatSession(loaded)
     assert (session.beam, session.mmi, session.min_words) == (default.beam, default.mmi, default.min_words)
     assert ChatSession(loaded, temperature=0.5).beam == 0
+    beam = ChatSession(loaded, beam=5)  # a beam search gets the beam's measured guards ...
+    assert (beam.mmi, beam.min_words) == (default_decoding(beam=5).mmi, default_decoding(beam=5).min_words) != (
+        default.mmi, default.min_words)
+    told = ChatSession(loaded, beam=5, mmi=0.1)
+    assert told.mmi == 0.1  # ... unless told otherwise, which stays so
+    told.set_beam(0)
+    assert (told.mmi, told.min_words) == (0.1, default.min_words)
+    beam.set_beam(10)
+    assert (beam.beam, beam.mmi) == (10, default_decoding(beam=5).mmi)  # a wider beam keeps them
+    beam.set_beam(0)
+    assert (beam.mmi, beam.min_words) == (default.mmi, default.min_words)  # and sampling takes its own back
     with pytest.raises(CharnnError, match="--min-length"):
         ChatSession(loaded, min_words=-1)
 

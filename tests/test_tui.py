@@ -446,8 +446,13 @@ async def test_chat_streams_a_reply_shows_context_and_takes_keys(charnn_home, tm
         await pilot.press("escape", "minus", "right_square_bracket")
         assert screen.session.temperature == pytest.approx(0.7)
         assert screen.session.context_turns == screen.session.default_context_turns + 1
+        from charnn.presets import CHAT_BEAM_GUARDS
+
+        await pilot.press("b")  # beam search, with the beam's own guards
+        assert (screen.session.beam, screen.session.mmi, screen.session.min_words) == (
+            5, CHAT_BEAM_GUARDS["mmi"], CHAT_BEAM_GUARDS["min_words"])
         mmi, min_words = screen.session.mmi, screen.session.min_words
-        await pilot.press("b", "a", "n", "c")
+        await pilot.press("a", "n", "c")
         assert screen.session.beam == 5 and screen.session.mmi != mmi and screen.session.min_words != min_words
         panel = screen.query_one("#context-panel")
         assert "candidates" in panel.border_title and " score " in str(panel.render())  # the last reply's n-best

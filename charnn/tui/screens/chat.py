@@ -223,7 +223,8 @@ class ChatScreen(Screen):
         if self.session is None:
             return
         self.temperature = round(min(MAX_TEMP, max(0.0, self.session.temperature + direction * TEMP_STEP)), 2)
-        self.session.temperature, self.session.beam = self.temperature, 0  # a temperature asks for sampling
+        self.session.set_beam(0)  # a temperature asks for sampling (and its guards)
+        self.session.temperature = self.temperature
         self._show_settings()
 
     def action_cycle(self, name: str) -> None:
@@ -233,7 +234,11 @@ class ChatScreen(Screen):
         steps = {"beam": BEAMS, "mmi": MMI_WEIGHTS, "min_words": MIN_WORDS}[name]
         now = getattr(self.session, name)
         later = [v for v in steps if v > now]
-        setattr(self.session, name, later[0] if later else steps[0])
+        value = later[0] if later else steps[0]
+        if name == "beam":
+            self.session.set_beam(value)  # sampling <-> beam search also switches the guards
+        else:
+            self.session.set_guard(name, value)
         self._show_settings()
 
     def action_candidates(self) -> None:
