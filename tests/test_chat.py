@@ -365,10 +365,24 @@ def test_hits_at_1_counts_the_real_reply_ranked_first_and_reply_stats_measure_du
     # per token both real replies lose: 1 nat over 1 token to 2 over 4, and 5 over 2 to 1 over 1
     assert ranking.hits_at_1(per_token=True) == 0.0
     assert Ranking(given, alone).hits_at_1(per_token=True) == 0.5  # without lengths: the summed ranking
-    stats = reply_stats(["Hi!", "hi!", "i like cats a lot", "i like dogs"])
+    stats = reply_stats(["Hi!", "hi!", "i like cats a lot", "i like dogs"], pmi=[0.0, 0.5, 3.0, 2.5])
+    assert stats["pmi"] == pytest.approx(1.5)
     assert stats["short_share"] == 0.5 and stats["top_share"] == 0.5
     assert stats["mean_words"] == pytest.approx(10 / 4) and stats["distinct_1"] == pytest.approx(8 / 10)
     assert stats["distinct_2"] == pytest.approx(5 / 6)
+
+
+def test_a_decoded_reply_is_scored_without_context_as_the_held_out_replies_are(loaded, chat_run):
+    from charnn.scoring.evaluate import context_free_logp
+    from charnn.scoring.replies import reply_losses
+    from charnn.text.chat_batches import DialogueExamples
+    from charnn.text.dialogue import read_dialogues
+
+    examples = DialogueExamples(read_dialogues(str(chat_run["corpus"]))[:3], loaded.tokenizer, loaded.model.config)
+    subset, nats, _ = reply_losses(loaded.model, examples, torch.device("cpu"), drop_context=True, bf16=False)
+    for i in (1, 5):
+        ids = examples.reply_ids(int(subset[i])).tolist()
+        assert context_free_logp(loaded.model, ids, True, torch.device("cpu")) == pytest.approx(-nats[i], rel=1e-5)
 
 
 def test_ranking_scores_each_pair_as_an_unbatched_forward_pass(loaded, chat_run):

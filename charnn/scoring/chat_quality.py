@@ -135,10 +135,13 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
     return len(grams) / total if total else 0.0
 
 
-def reply_stats(replies: Sequence[str], nats_per_token: Sequence[float] = ()) -> dict[str, float]:
+def reply_stats(replies: Sequence[str], nats_per_token: Sequence[float] = (),
+                pmi: Sequence[float] = ()) -> dict[str, float]:
     """Short share (<= 2 words), the commonest reply's share, distinct-1/2, mean words per reply and, given
     each reply's loss per token under the model, its mean (how far a decoding strays from what the model
-    finds likely: higher is less fluent)."""
+    finds likely: higher is less fluent); given each reply's log p(reply | context) - log p(reply | no
+    context) in nats, its mean (how much more likely the conversation makes the reply: how much the
+    reply is about what was said)."""
     words = [len(r.split()) for r in replies]
     normal = Counter(" ".join(r.lower().split()) for r in replies)
     n = max(len(replies), 1)
@@ -149,4 +152,5 @@ def reply_stats(replies: Sequence[str], nats_per_token: Sequence[float] = ()) ->
         "distinct_2": distinct_n(replies, 2),
         "mean_words": sum(words) / n,
         "nats_per_token": -sum(nats_per_token) / n if nats_per_token else 0.0,
+        "pmi": sum(pmi) / n if pmi else 0.0,
     }

@@ -77,6 +77,22 @@ def _exchange_picks(examples, n: int) -> list[int]:
     return [int(pool[j]) for j in np.linspace(0, len(pool) - 1, num=min(n, len(pool))).astype(int)] if len(pool) else []
 
 
+def context_free_logp(model, ids: list[int], ended: bool, device) -> float:
+    """log p(reply | no context) of a whole decoded reply (with its <eos> when it ended), in nats."""
+    import torch
+
+    from charnn.decoding.replies import encode_context
+
+    cfg = model.config
+    with torch.inference_mode():
+        memory = encode_context(model, None, [], 0, device)
+        rin = torch.tensor([[cfg.bos_id, *ids]], device=device)
+        tgt = torch.tensor([[*ids, cfg.eos_id]], device=device)
+        logits, _ = model.decode(memory, rin)
+        logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, tgt.unsqueeze(-1))[0, :, 0]
+    return float(logp[: len(ids) + bool(ended)].sum())
+
+
 def decoded_replies(loaded, examples, decodings: dict, n_contexts: int = N_CONTEXTS, seed: int = 0) -> dict:
     """Each decoding's replies to ``n_contexts`` held-out contexts and to the openers (fresh conversations):
     {"contexts": [...], "openers": [...], "turns": the contexts' turns, "real": the real replies}."""
@@ -96,7 +112,10 @@ def decoded_replies(loaded, examples, decodings: dict, n_contexts: int = N_CONTE
         def reply(ts, decoding=decoding, gen=gen):
             found = reply_candidates(model, tok, ts, decoding, generator=gen, device=dev)
             best = found[0] if found else None
-            return (best.text, best.logp / (len(best.ids) + best.ended)) if best and best.ids else ("", 0.0)
+            if not best or not best.ids:
+                return "", 0.0, 0.0
+            alone = context_free_logp(model, best.ids, best.ended, dev)
+            return best.text, best.logp / (len(best.ids) + best.ended), best.logp - alone
 
         out[name] = {where: [reply(ts) for ts in asked] for where, asked in
                      (("contexts", turns), ("openers", [[o] for o in OPENERS]))}
@@ -191,7 +210,8 @@ def evaluate_chat_file(path, text_path, device: str = "auto", encoding: str = "u
 
 
 STAT_COLUMNS = (("short_share", "≤2 words"), ("top_share", "commonest"), ("distinct_1", "distinct-1"),
-                ("distinct_2", "distinct-2"), ("mean_words", "words/reply"), ("nats_per_token", "nats/token"))
+                ("distinct_2", "distinct-2"), ("mean_words", "words/reply"), ("nats_per_token", "nats/token"),
+                ("pmi", "PMI nats"))
 
 
 def format_chat_eval(result: dict) -> list[str]:
