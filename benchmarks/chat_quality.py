@@ -6,7 +6,7 @@ Scores the model's held-out conversations (the built-in chitchat corpus for the 
 reply bits/char with its context, the last turn only and none; hits@1 of 20 (plain, PMI and at each
 decoding's anti-LM weight) on 500 held-out replies; and, per decoding, the figures of its replies to 300
 held-out contexts and to our openers (charnn/scoring/openers.py), with 10 example exchanges.
-``--try`` adds decodings (keys: beam, mmi, tokens, min, temp, length, repeat) beside the standard three.
+``--try`` adds decodings (keys: beam, mmi, tokens, min, temp, length, repeat) beside the standard four (charnn.decoding.replies.standard_decodings).
 """
 
 from __future__ import annotations

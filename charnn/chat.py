@@ -29,9 +29,9 @@ class ChatSession:
     def __init__(self, loaded: LoadedModel, context_turns: int | None = None, temperature: float | None = None,
                  top_k: int = 0, top_p: float = 1.0, beam: int | None = None, max_length: int = 200,
                  seed: int | None = None, mmi: float | None = None, min_words: int | None = None):
-        """Unset decoding settings (None) take the default decoding's (``charnn.presets.CHAT_DECODING``), or
-        with a beam width the beam's guards (``CHAT_BEAM_GUARDS``); a temperature without a beam width
-        asks for sampling."""
+        """Unset decoding settings (None) take the default decoding's (``charnn.presets.CHAT_DECODING``), the
+        guards those of its kind (``CHAT_BEAM_GUARDS``, ``CHAT_SAMPLING_GUARDS``); a temperature without a
+        beam width asks for sampling."""
         import torch
 
         if loaded.kind != "chat":

@@ -22,7 +22,7 @@ from charnn.commands.train import cmd_train
 from charnn.commands.tui import cmd_tui
 from charnn.config import parse_duration
 from charnn.errors import CharnnError
-from charnn.presets import CHAT_BEAM_GUARDS, CHAT_DECODING
+from charnn.presets import CHAT_BEAM_GUARDS, CHAT_DECODING, CHAT_SAMPLING_GUARDS
 
 DEFAULTS_NOTE = "defaults suit a CPU; on a GPU try --hidden 1024 --batch-size 128"
 
@@ -223,10 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mmi", type=float, default=None,
                    help=f"anti-LM weight: score a reply's first tokens by log p(reply | context) - MMI x "
                         f"log p(reply | no context), against generic replies (0 = off; default "
-                        f"{CHAT_DECODING['mmi']:g}, with --beam {CHAT_BEAM_GUARDS['mmi']:g})")
+                        f"{CHAT_BEAM_GUARDS['mmi']:g} for beam search, {CHAT_SAMPLING_GUARDS['mmi']:g} for sampling)")
     p.add_argument("--min-length", type=int, default=None,
-                   help=f"no reply shorter than this many words (0 = off; default {CHAT_DECODING['min_words']}, "
-                        f"with --beam {CHAT_BEAM_GUARDS['min_words']})")
+                   help=f"no reply shorter than this many words (0 = off; default {CHAT_BEAM_GUARDS['min_words']} "
+                        f"for beam search, {CHAT_SAMPLING_GUARDS['min_words']} for sampling)")
     p.add_argument("--max-length", type=int, default=200, help="longest reply in tokens")
 
     _add_inspect(sub)

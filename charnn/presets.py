@@ -36,11 +36,14 @@ CHAT_DEFAULTS = {"layers": 1, "hidden": 256, "dropout": 0.0, "batch_size": 32, "
 # chat replies learn several times faster from subwords than from characters in the same time
 CHAT_TOKENIZER = "bpe"
 SUBWORD_VOCAB_SIZE = 1000
-# how `charnn chat` decodes a reply (charnn.decoding.replies.Decoding); measured in benchmarks/README.md
-CHAT_DECODING = {"beam": 0, "mmi": 0.5, "mmi_tokens": 5, "min_words": 3, "temperature": 0.8}
-# the guards a beam search gets instead (--beam N, /beam N, the TUI's b key): a beam seeks the likeliest
-# reply, so it needs the stronger anti-LM and a longer minimum to stay off the reply prior's peak
+# how `charnn chat` decodes a reply (charnn.decoding.replies.Decoding), measured in benchmarks/README.md
+# ("Chat decoding"): beam 5 with its guards meets the reply targets as sampling does, and its replies are
+# more fluent (the model's loss on them) and more about the conversation (their PMI)
+CHAT_DECODING = {"beam": 5, "mmi_tokens": 5, "temperature": 0.8}
+# the anti-LM weight and shortest reply (in words) each kind of decoding gets unless the user sets them: a
+# beam seeks the likeliest reply, so it needs the stronger anti-LM and a longer minimum
 CHAT_BEAM_GUARDS = {"mmi": 1.0, "min_words": 5}
+CHAT_SAMPLING_GUARDS = {"mmi": 0.5, "min_words": 3}
 
 
 # the widths an automatic CPU run chooses from, and how much it must read to be worth its width

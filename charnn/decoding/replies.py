@@ -17,7 +17,6 @@ ruts, each with its guard here:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -101,21 +100,20 @@ LONG_REPLY = 12  # the rerank's length bonus stops growing at this many words
 
 def default_decoding(max_length: int = 200, beam: int | None = None) -> Decoding:
     """``charnn chat``'s decoding, chosen on measured figures (benchmarks/README.md, "Chat decoding"); given a
-    beam width, a beam search of that width with the beam's own guards (``presets.CHAT_BEAM_GUARDS``)."""
-    from charnn.presets import CHAT_BEAM_GUARDS, CHAT_DECODING
+    beam width (0: sampling), that decoding with its own guards (``presets.CHAT_BEAM_GUARDS`` or
+    ``CHAT_SAMPLING_GUARDS``)."""
+    from charnn.presets import CHAT_BEAM_GUARDS, CHAT_DECODING, CHAT_SAMPLING_GUARDS
 
-    d = Decoding(max_length=max_length, **CHAT_DECODING)
-    if beam is None:
-        return d
-    guards = CHAT_BEAM_GUARDS if beam > 0 else {k: CHAT_DECODING[k] for k in CHAT_BEAM_GUARDS}
-    return dataclasses.replace(d, beam=beam, **guards)
+    beam = CHAT_DECODING["beam"] if beam is None else beam
+    guards = CHAT_BEAM_GUARDS if beam > 0 else CHAT_SAMPLING_GUARDS
+    return Decoding(max_length=max_length, **{**CHAT_DECODING, "beam": beam}, **guards)
 
 
 def standard_decodings(max_length: int = 200) -> dict[str, Decoding]:
-    """The decodings every chat evaluation compares, the default first: it, beam 5 as `charnn chat --beam 5`
-    decodes, and the two it replaced: plain sampling (temperature 0.8) and plain beam 5."""
-    return {"default": default_decoding(max_length), "beam 5": default_decoding(max_length, beam=5),
-            "sampling": Decoding(temperature=0.8, max_length=max_length),
+    """The decodings every chat evaluation compares, the default (beam 5 with its guards) first, then
+    sampling as `charnn chat --temp 0.8` decodes it, and plain sampling and plain beam 5 without guards."""
+    return {"default": default_decoding(max_length), "sampling": default_decoding(max_length, beam=0),
+            "plain sampling": Decoding(temperature=0.8, max_length=max_length),
             "plain beam 5": Decoding(beam=5, max_length=max_length)}
 
 
