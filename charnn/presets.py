@@ -37,9 +37,9 @@ CHAT_DEFAULTS = {"layers": 1, "hidden": 256, "dropout": 0.0, "batch_size": 32, "
 CHAT_TOKENIZER = "bpe"
 SUBWORD_VOCAB_SIZE = 1000
 # how `charnn chat` decodes a reply (charnn.decoding.replies.Decoding), measured in benchmarks/README.md
-# ("Chat decoding"): beam 5 with its guards meets the reply targets as sampling does, and its replies are
-# more fluent (the model's loss on them) and more about the conversation (their PMI)
-CHAT_DECODING = {"beam": 5, "mmi_tokens": 5, "temperature": 0.8}
+# ("Chat decoding"): sampling with its guards; beam 5 with its own guards also meets the reply targets,
+# but its anti-LM over 5 tokens opens short replies with word fragments ("hi" -> "hisgas are you ...")
+CHAT_DECODING = {"beam": 0, "mmi_tokens": 5, "temperature": 0.8}
 # the anti-LM weight and shortest reply (in words) each kind of decoding gets unless the user sets them: a
 # beam seeks the likeliest reply, so it needs the stronger anti-LM and a longer minimum
 CHAT_BEAM_GUARDS = {"mmi": 1.0, "min_words": 5}

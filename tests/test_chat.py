@@ -202,7 +202,7 @@ def test_eval_on_a_chat_checkpoint_shows_that_context_helps(chat_run, capsys):
     assert 0 < result["distinct_1"] <= 1 and 0 < result["distinct_2"] <= 1
     # the toy model's last reply repeats the first turn: ranked by PMI it is found far above chance (0.05)
     assert result["ranked"] == 90 and result["hits_at_1_pmi"] > 0.3
-    assert list(result["decodings"]) == ["default", "sampling", "plain sampling", "plain beam 5"]
+    assert list(result["decodings"]) == ["default", "beam 5", "plain sampling", "plain beam 5"]
     for entry in result["decodings"].values():
         for where in ("contexts", "openers"):
             assert 0 <= entry[where]["short_share"] <= 1 and entry[where]["mean_words"] > 0
@@ -336,24 +336,24 @@ def test_chat_flags_default_to_the_measured_decoding_and_a_temperature_means_sam
     from charnn.presets import CHAT_BEAM_GUARDS, CHAT_DECODING, CHAT_SAMPLING_GUARDS
 
     default = default_decoding()
-    assert (default.beam, default.mmi, default.min_words) == (CHAT_DECODING["beam"], CHAT_BEAM_GUARDS["mmi"],
-                                                              CHAT_BEAM_GUARDS["min_words"])
+    assert (default.beam, default.mmi, default.min_words) == (CHAT_DECODING["beam"], CHAT_SAMPLING_GUARDS["mmi"],
+                                                              CHAT_SAMPLING_GUARDS["min_words"])
     session = ChatSession(loaded)
     assert (session.beam, session.mmi, session.min_words) == (default.beam, default.mmi, default.min_words)
-    sampled = ChatSession(loaded, temperature=0.5)  # a temperature asks for sampling, with sampling's guards
-    assert (sampled.beam, sampled.mmi, sampled.min_words) == (0, CHAT_SAMPLING_GUARDS["mmi"],
-                                                              CHAT_SAMPLING_GUARDS["min_words"])
-    assert (sampled.mmi, sampled.min_words) != (default.mmi, default.min_words)
+    assert ChatSession(loaded, temperature=0.5).beam == 0  # a temperature asks for sampling
+    beam = ChatSession(loaded, beam=5)  # a beam search gets the beam's measured guards
+    assert (beam.beam, beam.mmi, beam.min_words) == (5, CHAT_BEAM_GUARDS["mmi"], CHAT_BEAM_GUARDS["min_words"])
+    assert (beam.mmi, beam.min_words) != (default.mmi, default.min_words)
     told = ChatSession(loaded, beam=5, mmi=0.1)
     assert told.mmi == 0.1  # a guard the user set stays when the decoding changes kind
     told.set_beam(0)
     assert (told.mmi, told.min_words) == (0.1, CHAT_SAMPLING_GUARDS["min_words"])
-    session.set_beam(10)
-    assert (session.beam, session.mmi) == (10, default.mmi)  # a wider beam keeps the beam's guards
-    session.set_beam(0)
-    assert (session.mmi, session.min_words) == (sampled.mmi, sampled.min_words)  # sampling takes its own
     session.set_beam(5)
-    assert (session.mmi, session.min_words) == (default.mmi, default.min_words)  # and back
+    assert (session.mmi, session.min_words) == (beam.mmi, beam.min_words)  # beam search brings its guards
+    session.set_beam(10)
+    assert (session.beam, session.mmi) == (10, beam.mmi)  # a wider beam keeps them
+    session.set_beam(0)
+    assert (session.mmi, session.min_words) == (default.mmi, default.min_words)  # sampling takes its own back
     with pytest.raises(CharnnError, match="--min-length"):
         ChatSession(loaded, min_words=-1)
 

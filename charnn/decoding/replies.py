@@ -110,9 +110,9 @@ def default_decoding(max_length: int = 200, beam: int | None = None) -> Decoding
 
 
 def standard_decodings(max_length: int = 200) -> dict[str, Decoding]:
-    """The decodings every chat evaluation compares, the default (beam 5 with its guards) first, then
-    sampling as `charnn chat --temp 0.8` decodes it, and plain sampling and plain beam 5 without guards."""
-    return {"default": default_decoding(max_length), "sampling": default_decoding(max_length, beam=0),
+    """The decodings every chat evaluation compares, the default (sampling with its guards) first, then
+    beam 5 as `charnn chat --beam 5` decodes it, and plain sampling and plain beam 5 without guards."""
+    return {"default": default_decoding(max_length), "beam 5": default_decoding(max_length, beam=5),
             "plain sampling": Decoding(temperature=0.8, max_length=max_length),
             "plain beam 5": Decoding(beam=5, max_length=max_length)}
 
