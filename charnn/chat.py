@@ -36,8 +36,10 @@ class ChatSession:
 
         if loaded.kind != "chat":
             raise CharnnError(f"{loaded.path} is a language model, not a chat model; use it with charnn generate.")
-        beam = (0 if temperature is not None else default_decoding(max_length).beam) if beam is None else beam
+        if beam is None and temperature is not None:
+            beam = 0  # a temperature alone asks for sampling
         default = default_decoding(max_length, beam)
+        beam = default.beam
         self.pinned = {name for name, value in (("mmi", mmi), ("min_words", min_words)) if value is not None}
         temperature = default.temperature if temperature is None else temperature
         mmi = default.mmi if mmi is None else mmi

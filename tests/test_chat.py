@@ -378,7 +378,7 @@ def test_hits_at_1_counts_the_real_reply_ranked_first_and_reply_stats_measure_du
 
 
 def test_a_decoded_reply_is_scored_without_context_as_the_held_out_replies_are(loaded, chat_run):
-    from charnn.scoring.evaluate import context_free_logp
+    from charnn.scoring.chat_quality import context_free_logp
     from charnn.scoring.replies import reply_losses
     from charnn.text.chat_batches import DialogueExamples
     from charnn.text.dialogue import read_dialogues

@@ -13,8 +13,7 @@ def cmd_eval(args) -> int:
 
     if args.max_tokens < 0:
         raise CharnnError("--max-tokens must be 0 (the whole text) or more.")
-    spec = checkpoint_arg(args.checkpoint)
-    result = evaluate_file(spec, _text_file(spec, args.text), device=args.device, encoding=args.encoding,
+    result = evaluate_file(checkpoint_arg(args.checkpoint), args.text, device=args.device, encoding=args.encoding,
                            errors=args.errors, max_tokens=args.max_tokens)
     if "hits_at_1" in result and str(result.get("scored", "")).startswith("the held-out"):
         from pathlib import Path
@@ -38,20 +37,3 @@ def cmd_eval(args) -> int:
             print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     return 0
 
-
-def _text_file(spec: str | None, text: str) -> str:
-    """A file to score, or a built-in corpus name (`charnn corpora`) in the form the model reads: the
-    dialogue file for a chat model, the plain text for a language model."""
-    import os
-
-    if os.path.exists(os.path.expanduser(text)):
-        return text
-    from charnn.corpora.catalog import is_builtin, resolve_corpus
-
-    if not is_builtin(text):
-        return text  # the scorer says the file is missing, in one sentence
-    from charnn.runtime.checkpoint import load_checkpoint
-    from charnn.runtime.runs import resolve_checkpoint
-
-    kind = load_checkpoint(resolve_checkpoint(spec, "lm")).get("kind")
-    return str(resolve_corpus(text, mode="chat" if kind == "chat" else "lm"))

@@ -11,8 +11,9 @@ from charnn.commands import checkpoint_arg
 
 def cmd_export(args) -> int:
     from charnn.runtime.checkpoint import export_checkpoint, summary_path
+    from charnn.runtime.runs import resolve_checkpoint
 
-    src = _source(checkpoint_arg(args.checkpoint))
+    src = Path(resolve_checkpoint(checkpoint_arg(args.checkpoint)))
     out = export_checkpoint(src, args.out, half=not args.fp32)
     print(f"charnn: wrote {out} ({os.path.getsize(out) / 2**20:.1f} MiB) and its summary "
           f"{summary_path(out).name}", file=sys.stderr)
@@ -20,12 +21,6 @@ def cmd_export(args) -> int:
         print(f"charnn: carried {', '.join(carried)} from the run's `charnn eval` into the summary (measured on "
               "the run's own weights; `charnn eval` the export to re-measure it)", file=sys.stderr)
     return 0
-
-
-def _source(spec: str) -> Path:
-    from charnn.runtime.runs import resolve_checkpoint
-
-    return Path(resolve_checkpoint(spec))
 
 
 def _carry_chat_scores(src: Path, out: Path) -> list[str]:

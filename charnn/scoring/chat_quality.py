@@ -59,6 +59,26 @@ def _pair_nats(model, memory, rows, rin, tgt, pad: int, autocast):
     return loss.sum(1).double().cpu().numpy()
 
 
+def context_free_logp(model, ids: list[int], ended: bool, device) -> float:
+    """log p(reply | no context) of a whole decoded reply (with its <eos> when it ended), in nats: the
+    same pass as the ranking's context-free scores."""
+    import contextlib
+
+    import torch
+
+    from charnn.decoding.replies import encode_context
+
+    cfg = model.config
+    n = len(ids) + bool(ended)
+    with torch.inference_mode():
+        memory = encode_context(model, None, [], 0, device)
+        rin = torch.tensor([[cfg.bos_id, *ids][:n]], device=device)
+        tgt = torch.tensor([[*ids, cfg.eos_id][:n]], device=device)
+        nats = _pair_nats(model, memory, torch.zeros(1, dtype=torch.long, device=device), rin, tgt, cfg.pad_id,
+                          contextlib.nullcontext())
+    return -float(nats[0])
+
+
 def _draw(examples: DialogueExamples, n: int, candidates: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The ranked examples (fixed by ``seed``) and, per row, the positions in them of its candidates
     (the real reply first, then distinct others)."""

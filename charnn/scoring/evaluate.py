@@ -13,16 +13,31 @@ N_EXAMPLES = 10
 
 def evaluate_file(spec: str, text_path: str, device: str = "auto", encoding: str = "utf-8",
                   errors: str = "strict", max_tokens: int = 0) -> dict:
-    """The checkpoint ``spec`` (a path, run or name) scored on ``text_path``, by the kind of model it holds."""
+    """The checkpoint ``spec`` (a path, run or name) scored on ``text_path``, by the kind of model it holds;
+    ``text_path`` may name a built-in corpus (`charnn corpora`), read in the form that kind of model reads."""
     from charnn.runtime.checkpoint import load_checkpoint
     from charnn.runtime.runs import resolve_checkpoint
 
     path = resolve_checkpoint(spec, "lm")
     kind = load_checkpoint(path).get("kind")
+    text_path = _corpus_file(text_path, kind)
     if kind == "chat":
         return evaluate_chat_file(path, text_path, device=device, encoding=encoding, errors=errors,
                                   max_tokens=max_tokens)
     return evaluate_lm_file(path, text_path, device, encoding, errors, max_tokens)
+
+
+def _corpus_file(text: str, kind: str | None) -> str:
+    """A file to score as given, or a built-in corpus's file: the dialogue for a chat model, plain text else."""
+    import os
+
+    if os.path.exists(os.path.expanduser(text)):
+        return text
+    from charnn.corpora.catalog import is_builtin, resolve_corpus
+
+    if not is_builtin(text):
+        return text  # the scorer says the file is missing, in one sentence
+    return str(resolve_corpus(text, mode="chat" if kind == "chat" else "lm"))
 
 
 def evaluate_lm_file(path, text_path: str, device: str = "auto", encoding: str = "utf-8",
@@ -77,28 +92,13 @@ def _exchange_picks(examples, n: int) -> list[int]:
     return [int(pool[j]) for j in np.linspace(0, len(pool) - 1, num=min(n, len(pool))).astype(int)] if len(pool) else []
 
 
-def context_free_logp(model, ids: list[int], ended: bool, device) -> float:
-    """log p(reply | no context) of a whole decoded reply (with its <eos> when it ended), in nats."""
-    import torch
-
-    from charnn.decoding.replies import encode_context
-
-    cfg = model.config
-    with torch.inference_mode():
-        memory = encode_context(model, None, [], 0, device)
-        rin = torch.tensor([[cfg.bos_id, *ids]], device=device)
-        tgt = torch.tensor([[*ids, cfg.eos_id]], device=device)
-        logits, _ = model.decode(memory, rin)
-        logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, tgt.unsqueeze(-1))[0, :, 0]
-    return float(logp[: len(ids) + bool(ended)].sum())
-
-
 def decoded_replies(loaded, examples, decodings: dict, n_contexts: int = N_CONTEXTS, seed: int = 0) -> dict:
     """Each decoding's replies to ``n_contexts`` held-out contexts and to the openers (fresh conversations):
     {"contexts": [...], "openers": [...], "turns": the contexts' turns, "real": the real replies}."""
     import torch
 
     from charnn.decoding.replies import reply_candidates
+    from charnn.scoring.chat_quality import context_free_logp
     from charnn.scoring.openers import OPENERS
 
     model, tok, dev = loaded.model, loaded.tokenizer, loaded.device
