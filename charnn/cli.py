@@ -127,9 +127,6 @@ def _add_chat_levers(p) -> None:
     g.add_argument("--label-smoothing", type=float, default=None, metavar="E", help="default 0 (off)")
     g.add_argument("--generic-weight", type=float, default=None, metavar="W",
                    help="loss weight of replies said very often, such as 'Hi!' (default 1: off; 0 drops them)")
-    g.add_argument("--contrast", type=float, default=None, metavar="W",
-                   help="weight of a loss that makes each reply likelier after its own context than after another "
-                        "example's, and each context prefer its own reply (default 0: off)")
     g.add_argument("--no-start-marker", action="store_true",
                    help="do not mark contexts that open a conversation (the model then greets fresh chats)")
 

@@ -313,7 +313,7 @@ def build_settings(flags: Mapping[str, Any], corpus: str, corpus_bytes: int | No
 
 # chat flag -> ChatSettings field (None or False: not given)
 CHAT_FLAGS = {"encoder": "encoder", "context_dropout": "context_dropout", "label_smoothing": "label_smoothing",
-              "generic_weight": "generic_weight", "contrast": "contrast"}
+              "generic_weight": "generic_weight"}
 
 
 def _chat_flags(s: RunSettings, flags: Mapping[str, Any]) -> None:
@@ -367,8 +367,6 @@ def validate_settings(s: RunSettings) -> None:
         (0.0 <= s.chat.context_dropout < 1.0, "--context-dropout must be in [0, 1)."),
         (0.0 <= s.chat.label_smoothing < 1.0, "--label-smoothing must be in [0, 1)."),
         (0.0 <= s.chat.generic_weight <= 1.0, "--generic-weight must be between 0 (drop) and 1 (off)."),
-        (0.0 <= s.chat.contrast <= 100.0 and math.isfinite(s.chat.contrast),
-         "--contrast must be between 0 (off) and 100."),
         (s.tokenizer.kind == "char" or 2 <= s.tokenizer.vocab_size <= 1_000_000,
          "--vocab-size must be between 2 and 1,000,000 for a subword tokenizer."),
     ]

@@ -264,23 +264,13 @@ class Seq2SeqModel(nn.Module):
         targets: torch.Tensor | None = None,
         teacher_forcing: float = 1.0,
         generator: torch.Generator | None = None,
-        cross: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for ``reply_in``; with ``targets`` also the mean loss over non-pad targets.
 
         Teacher-forced (the whole reply at once) when ``teacher_forcing`` is 1; below 1, scheduled sampling
-        (``decode_scheduled``), one position at a time and so several times slower. With ``cross`` (B
-        indices into the batch; teacher-forced only) every reply is decoded a second time, reply i reading
-        context ``cross[i]``: those B rows of logits follow the B real ones (the contrast of mismatched
-        pairs, ``charnn.training.chat_task.contrast_loss``). The encoder reads each context once.
+        (``decode_scheduled``), one position at a time and so several times slower.
         """
         memory = self.encode(context, lengths)
-        if cross is not None:
-            b = reply_in.size(0)
-            memory = memory.select(torch.cat([torch.arange(b, device=cross.device), cross]))
-            reply_in = torch.cat([reply_in, reply_in])
-            targets = None if targets is None else torch.cat([targets, targets])
-            teacher_forcing = 1.0
         if teacher_forcing >= 1.0:
             logits, _ = self.decode(memory, reply_in)
         else:

@@ -70,28 +70,6 @@ def weighted_loss(logits: torch.Tensor, targets: torch.Tensor, pad_id: int, weig
     return (loss * real).sum() / real.sum().clamp(min=1e-6)
 
 
-def contrast_loss(logits: torch.Tensor, targets: torch.Tensor, pad_id: int, cross: torch.Tensor,
-                  counts: torch.Tensor) -> torch.Tensor:
-    """The contrast of mismatched pairs, from ``Seq2SeqModel.forward(..., cross=cross)``'s 2B rows of logits.
-
-    Row B + i is reply i read after context ``cross[i]``. That pair should be less likely (in summed nats)
-    than both true pairs it mixes: reply i after its own context (the context matters to the reply) and
-    context ``cross[i]``'s own reply (the context prefers its reply to another one of about the same length,
-    the ranking hits@1 makes). Each is a logistic loss on the difference, as in noise-contrastive ranking;
-    only pairs ``counts`` marks count. Cross-entropy alone never compares contexts, so the decoder can
-    score a reply nearly as well without them (a context gain of 0.03 bits/char).
-    """
-    import torch.nn.functional as F
-
-    b = targets.size(0)
-    nll = F.cross_entropy(logits.transpose(1, 2).float(), torch.cat([targets, targets]), ignore_index=pad_id,
-                          reduction="none").sum(1)
-    true, mixed = nll[:b], nll[b:]
-    loss = F.softplus(true - mixed) + F.softplus(true[cross] - mixed)
-    keep = counts.float()
-    return (loss * keep).sum() / keep.sum().clamp(min=1.0)
-
-
 class ChatTask:
     """The ``Task`` (charnn.training.task) of a seq2seq chat model."""
 
@@ -159,9 +137,6 @@ class ChatTask:
             self.weights = generic_weights(train_convs, self.levers.generic_weight)
             self.notices.append(f"{int((self.weights < 1).sum())} generic training replies weigh "
                                 f"{self.levers.generic_weight:g} (--generic-weight).")
-        if self.levers.contrast:
-            self.notices.append(f"Each reply is also read after another example's context, a contrast of weight "
-                                f"{self.levers.contrast:g} (--contrast); steps take about half as long again.")
         self.model = Seq2SeqModel(cfg).to(device)
         self._sample_example = _pick_sample_example(self.val_examples)
 
@@ -191,16 +166,12 @@ class ChatTask:
     def train_loss(self, model, step: int) -> torch.Tensor:
         index = self.batcher.local_batch(step)
         self.tokens_per_step = int(self.train_examples.rep_len[self.batcher.global_batch(step)].sum())
-        keep = self._keep_turns(index, step)
-        arrays = self.train_examples.batch(index, keep_turns=keep)
+        arrays = self.train_examples.batch(index, keep_turns=self._keep_turns(index, step))
         ctx, lengths, rin, tgt = (torch.from_numpy(a).to(self.device, non_blocking=True) for a in arrays)
         ratio = self.schedule.ratio(step)
         if not self.schedule.always:
             self.teacher_forcing = ratio
-        cross = self._cross(index, keep) if self.levers.contrast and ratio >= 1.0 else None
-        if cross is not None:
-            logits, _ = model(ctx, lengths, rin, cross=cross[0])
-        elif ratio >= 1.0:
+        if ratio >= 1.0:
             logits, _ = model(ctx, lengths, rin)
         else:  # the model's own samples at a step are a function of the step, so a resumed run redraws them
             gen = torch.Generator(device=self.device)
@@ -208,25 +179,7 @@ class ChatTask:
                                 .generate_state(1)[0]))
             logits, _ = model(ctx, lengths, rin, teacher_forcing=ratio, generator=gen)
         weights = None if self.weights is None else torch.from_numpy(self.weights[index]).to(self.device)
-        pad = self.model_config.pad_id
-        if cross is None:
-            return weighted_loss(logits, tgt, pad, weights, self.levers.label_smoothing)
-        b = len(index)
-        loss = weighted_loss(logits[:b], tgt, pad, weights, self.levers.label_smoothing)
-        return loss + self.levers.contrast * contrast_loss(logits, tgt, pad, *cross)
-
-    def _cross(self, index: np.ndarray, keep: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The contrast's pairing: each example with its neighbour in the batch (which the bucketing made
-        about as long), and which pairs count: both contexts whole (a context cut by dropout is not the
-        one its reply answered) and no turn shared (neighbouring turns of one conversation)."""
-        ex = self.train_examples
-        if len(index) < 2:
-            return None
-        perm = np.roll(np.arange(len(index)), 1)
-        whole = np.ones(len(index), bool) if keep is None else keep >= ex.reply[index] - ex.first[index]
-        far = np.abs(ex.reply[index] - ex.reply[index[perm]]) > self.model_config.context_turns
-        ok = whole & whole[perm] & far
-        return torch.from_numpy(perm).to(self.device), torch.from_numpy(ok).to(self.device)
+        return weighted_loss(logits, tgt, self.model_config.pad_id, weights, self.levers.label_smoothing)
 
     def teacher_forcing_at(self, step: int) -> float:
         """The teacher-forcing ratio training step ``step`` uses (1 = the gold reply at every position)."""
