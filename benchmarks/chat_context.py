@@ -72,7 +72,7 @@ def measure(checkpoint: str, corpus: str, replies: int, chars: int) -> dict:
 
     loaded = load_model(checkpoint, "chat", "cpu")
     model = loaded.model
-    convs, _ = _held_out_conversations(loaded, corpus, "utf-8", "strict")
+    convs, _, _ = _held_out_conversations(loaded, corpus, "utf-8", "strict")
     ex = DialogueExamples(convs, loaded.tokenizer, model.config)
     subset, nats, tokens = reply_losses(model, ex, loaded.device, chars)
     _, nats0, _ = reply_losses(model, ex, loaded.device, chars, drop_context=True)

@@ -375,6 +375,16 @@ def test_hits_at_1_counts_the_real_reply_ranked_first_and_reply_stats_measure_du
     assert stats["short_share"] == 0.5 and stats["top_share"] == 0.5
     assert stats["mean_words"] == pytest.approx(10 / 4) and stats["distinct_1"] == pytest.approx(8 / 10)
     assert stats["distinct_2"] == pytest.approx(5 / 6)
+    assert stats["new_word_share"] == 0.0  # no words given to check against
+
+
+def test_a_reply_with_a_word_the_text_never_has_counts_as_made_up():
+    from charnn.scoring.chat_quality import known_words, reply_stats
+
+    known = known_words([["Hi there!", "I like cats."], ["Don't you? “Really”…"]])
+    assert {"hi", "there", "cats", "don't", "really"} <= known
+    replies = ["HI, cats!", "hisgas are you there", "don't... really?", "I like thood"]
+    assert reply_stats(replies, known=known)["new_word_share"] == 0.5
 
 
 def test_a_decoded_reply_is_scored_without_context_as_the_held_out_replies_are(loaded, chat_run):

@@ -155,17 +155,33 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
     return len(grams) / total if total else 0.0
 
 
+WORD_EDGES = "".join(chr(c) for c in range(0x2000, 0x2070)) + "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+
+
+def word_key(word: str) -> str:
+    """A word as the new-word check compares it: lower case, without the punctuation around it."""
+    return word.lower().strip(WORD_EDGES)
+
+
+def known_words(conversations) -> set[str]:
+    """Every word (``word_key``) of the conversations' turns."""
+    return {word_key(w) for turns in conversations for t in turns for w in t.split()}
+
+
 def reply_stats(replies: Sequence[str], nats_per_token: Sequence[float] = (),
-                pmi: Sequence[float] = ()) -> dict[str, float]:
+                pmi: Sequence[float] = (), known: set[str] | None = None) -> dict[str, float]:
     """Short share (<= 2 words), the commonest reply's share, distinct-1/2, mean words per reply and, given
     each reply's loss per token under the model, its mean (how far a decoding strays from what the model
     finds likely: higher is less fluent); given each reply's log p(reply | context) - log p(reply | no
     context) in nats, its mean (how much more likely the conversation makes the reply: how much the
-    reply is about what was said)."""
+    reply is about what was said); given the ``known`` words of the text, the share of replies with a word
+    it never has (a subword model's made-up words: "hisgas", "thood")."""
     words = [len(r.split()) for r in replies]
     normal = Counter(" ".join(r.lower().split()) for r in replies)
     n = max(len(replies), 1)
+    new = [any((k := word_key(w)) and k not in known for w in r.split()) for r in replies] if known else []
     return {
+        "new_word_share": sum(new) / n,
         "short_share": sum(w <= SHORT_WORDS for w in words) / n,
         "top_share": (normal.most_common(1)[0][1] / n) if replies else 0.0,
         "distinct_1": distinct_n(replies, 1),

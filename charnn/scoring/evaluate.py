@@ -68,8 +68,9 @@ def evaluate_lm_file(path, text_path: str, device: str = "auto", encoding: str =
     }
 
 
-def _held_out_conversations(loaded, text_path, encoding: str, errors: str) -> tuple[list, str]:
-    """The conversations to score and what they are: only the held-out ones of the model's own corpus."""
+def _held_out_conversations(loaded, text_path, encoding: str, errors: str) -> tuple[list, str, list]:
+    """The conversations to score and what they are (only the held-out ones of the model's own corpus),
+    and all of the file's."""
     from charnn.text.corpus import check_readable, hash_file
     from charnn.text.dialogue import read_dialogues, split_conversations
 
@@ -78,8 +79,8 @@ def _held_out_conversations(loaded, text_path, encoding: str, errors: str) -> tu
     if hash_file(check_readable(text_path)).sha256 == ck.get("corpus", {}).get("corpus_sha256"):
         fraction = ck.get("settings", {}).get("train", {}).get("val_fraction", 0.1)
         held_out = split_conversations(conversations, fraction)[1]
-        return held_out, f"the held-out {fraction:.0%} of the training conversations"
-    return conversations, "the whole file"
+        return held_out, f"the held-out {fraction:.0%} of the training conversations", conversations
+    return conversations, "the whole file", conversations
 
 
 def _exchange_picks(examples, n: int) -> list[int]:
@@ -142,15 +143,16 @@ def _exchanges(decoded: dict, names: list[str], n: int = N_EXAMPLES) -> list[str
 
 
 def chat_quality(loaded, examples, decodings: dict, seed: int = 0, n_contexts: int = N_CONTEXTS,
-                 n_ranked: int = N_RANKED) -> dict:
+                 n_ranked: int = N_RANKED, known: set[str] | None = None) -> dict:
     """hits@1 of 20 (plain, PMI, and at each decoding's anti-LM weight) and, per decoding, the figures of its
-    replies to held-out contexts and to the openers, with example exchanges."""
+    replies to held-out contexts and to the openers (with the share using a word not among ``known``),
+    with example exchanges."""
     from charnn.scoring.chat_quality import rank_replies, reply_stats
 
     ranking = rank_replies(loaded.model, examples, loaded.device, n=n_ranked, seed=seed)
     decoded = decoded_replies(loaded, examples, decodings, n_contexts, seed)
     table = {name: {"decoding": d.describe(), "hits_at_1_at_mmi": ranking.hits_at_1(d.mmi),
-                    **{where: reply_stats(*zip(*decoded[name][where], strict=True)) for where in ("contexts", "openers")}}
+                    **{where: reply_stats(*zip(*decoded[name][where], strict=True), known=known) for where in ("contexts", "openers")}}
              for name, d in decodings.items()}
     return {"ranked": len(ranking.given), "hits_at_1": ranking.hits_at_1(0.0), "hits_at_1_pmi": ranking.hits_at_1(1.0),
             "hits_at_1_per_token": ranking.hits_at_1(0.0, per_token=True),
@@ -171,6 +173,7 @@ def evaluate_chat_file(path, text_path, device: str = "auto", encoding: str = "u
     from charnn.decoding.replies import standard_decodings
     from charnn.runtime.device import set_cpu_threads
     from charnn.runtime.loading import load_model
+    from charnn.scoring.chat_quality import known_words
     from charnn.scoring.replies import EVAL_REPLY_TOKENS, reply_losses, score_examples
     from charnn.text.chat_batches import DialogueExamples
 
@@ -178,7 +181,7 @@ def evaluate_chat_file(path, text_path, device: str = "auto", encoding: str = "u
     loaded = load_model(path, "chat", device)
     model, tok, dev = loaded.model, loaded.tokenizer, loaded.device
     cfg = model.config
-    conversations, scored = _held_out_conversations(loaded, text_path, encoding, errors)
+    conversations, scored, every = _held_out_conversations(loaded, text_path, encoding, errors)
     budget = max_tokens or EVAL_CHARS  # for chat models counted in reply characters
     with_ctx = DialogueExamples(conversations, tok, cfg, EVAL_REPLY_TOKENS)
     last_only = DialogueExamples(conversations, tok, dataclasses.replace(cfg, context_turns=1), EVAL_REPLY_TOKENS)
@@ -189,7 +192,7 @@ def evaluate_chat_file(path, text_path, device: str = "auto", encoding: str = "u
     with_context = Score(float(nats_ctx.sum()), int(tokens.sum()), chars)
     bpc, bpc_none = with_context.bits_per_char, Score(float(nats_none.sum()), 0, chars).bits_per_char
     decodings = decodings or standard_decodings(cfg.max_reply_tokens)
-    quality = chat_quality(loaded, with_ctx, decodings, seed, n_contexts, n_ranked)
+    quality = chat_quality(loaded, with_ctx, decodings, seed, n_contexts, n_ranked, known_words(every))
     default = quality["decodings"][next(iter(decodings))]["contexts"]
     return {
         "checkpoint": str(loaded.path),
@@ -211,7 +214,7 @@ def evaluate_chat_file(path, text_path, device: str = "auto", encoding: str = "u
 
 STAT_COLUMNS = (("short_share", "≤2 words"), ("top_share", "commonest"), ("distinct_1", "distinct-1"),
                 ("distinct_2", "distinct-2"), ("mean_words", "words/reply"), ("nats_per_token", "nats/token"),
-                ("pmi", "PMI nats"))
+                ("pmi", "PMI nats"), ("new_word_share", "new words"))
 
 
 def format_chat_eval(result: dict) -> list[str]:
