@@ -298,6 +298,35 @@ def test_the_anti_lm_takes_the_reply_prior_off_each_first_token(loaded):
     assert float(given[first]) >= float(given.max()) + math.log(0.1) - 1e-5
 
 
+def test_the_anti_lm_scores_word_starts_and_leaves_the_rest_of_a_word_to_the_model(loaded):
+    """After a first token that starts a word, a token that would go on with it is scored by log p(t |
+    context) alone; one that starts a new word (a space first) still has the reply prior taken off."""
+    from charnn.decoding.replies import Decoding, WordCounter, encode_context
+
+    model, tok = loaded.model, loaded.tokenizer
+    cfg = model.config
+    words = WordCounter(tok)
+    space, letter = tok.encode(" ")[0], tok.encode("a")[0]
+    inside = words.inside_words([True, False], "cpu")
+    assert not inside[0].any() and inside[1, letter] and not inside[1, space]
+    turns = ["figs please", "ok", "what?"]
+    for mmi in (0.5, 2.0):
+        found = []
+        decoding = Decoding(temperature=0.0, mmi=mmi, mmi_tokens=2, mmi_floor=0.0)
+        for _ in generate_reply(model, tok, turns, decoding=decoding, candidates=found):
+            pass
+        first = found[0].ids[0]
+        assert not tok.decode([first]).startswith(" ")  # the reply's first word has begun
+        with torch.no_grad():
+            rin = torch.tensor([[cfg.bos_id, first]])
+            given = torch.log_softmax(model.decode(encode_context(model, tok, turns, None, "cpu"), rin)[0][0, -1], -1)
+            alone = torch.log_softmax(model.decode(encode_context(model, tok, [], 0, "cpu"), rin)[0][0, -1], -1)
+        joins = torch.tensor(words.joins)
+        score = torch.where(joins, given, given - mmi * alone)
+        score[[cfg.pad_id, cfg.bos_id, cfg.sep_id]] = float("-inf")
+        assert found[0].ids[1:2] == [int(score.argmax())] or (len(found[0].ids) == 1 and score.argmax() == cfg.eos_id)
+
+
 def test_beam_candidates_carry_their_true_log_probabilities_and_are_ranked(loaded):
     from charnn.decoding.replies import Decoding, reply_candidates
     from charnn.models.seq2seq import context_ids

@@ -10,8 +10,9 @@ ruts, each with its guard here:
 * the reply prior ("Hi!" to anything; the decoder learns what replies look like
   and beam search finds its peak): MMI-antiLM (Li et al. 2016), each of the first
   ``mmi_tokens`` tokens scored log p(t | context) - mmi * log p(t | no context), the
-  second term from the same decoder given an empty context; beam N-best lists are
-  reranked by that score, length and repetition;
+  second term from the same decoder given an empty context, except a token that goes
+  on with a word (the anti-LM chooses words; the model alone spells them); beam N-best
+  lists are reranked by that score, length and repetition;
 * stopping at once: a minimum reply length in words (<eos> is forbidden before it).
 """
 
@@ -139,6 +140,19 @@ class WordCounter:
         self.after_space = [self._starts(t, True) for t in texts]
         self.after_word = [self._starts(t, False) for t in texts]
         self.ends_space = [None if not t else t[-1].isspace() for t in texts]
+        # a token that goes on with the word before it, unless the reply so far ends in a space (or is empty)
+        self.joins = [bool(t) and not t[0].isspace() for t in texts]
+        self._joins_tensor = None
+
+    def inside_words(self, spaces: Sequence[bool], device) -> torch.Tensor:
+        """B x V: True where a token would go on with the word a row's reply ends in (``spaces``: whether
+        each row's reply so far ends in a space or is empty)."""
+        import torch
+
+        if self._joins_tensor is None or self._joins_tensor.device != torch.device(device):
+            self._joins_tensor = torch.tensor(self.joins, dtype=torch.bool, device=device)
+        mid = torch.tensor([not s for s in spaces], dtype=torch.bool, device=device)
+        return mid.unsqueeze(1) & self._joins_tensor.unsqueeze(0)
 
     @staticmethod
     def _starts(text: str, after_space: bool) -> int:
@@ -192,14 +206,19 @@ class PriorStep:
         return torch.log_softmax(logits[:, -1, :].float(), dim=-1)
 
 
-def anti_lm(logp, prior, mmi: float, floor: float):
+def anti_lm(logp, prior, mmi: float, floor: float, inside=None):
     """log p(t | context) - mmi * log p(t | no context) for the plausible tokens (within ``floor`` of the
-    likeliest, per row), -inf for the rest; a floor of 0 keeps every token."""
+    likeliest, per row), -inf for the rest; a floor of 0 keeps every token. Where ``inside`` (B x V) is
+    True, a token that goes on with a word is scored by log p(t | context) alone: the anti-LM picks
+    words, not the pieces that finish them (unchecked, it spells "hi" as "hisgas": a continuation never
+    seen without the context looks like a reply about it)."""
     import math
 
     import torch
 
     scores = logp - mmi * prior
+    if inside is not None:
+        scores = torch.where(inside, logp, scores)
     if floor > 0:
         cut = logp.max(dim=-1, keepdim=True).values + math.log(floor)
         scores = torch.where(logp >= cut, scores, torch.full_like(scores, float("-inf")))
@@ -236,7 +255,8 @@ def sample_ids(model, memory, max_length: int, temperature: float = 0.8, top_k: 
         scores = logp.clone()
         if prior is not None and step < mmi_tokens:
             p = prior(tok)
-            scores = anti_lm(logp, p, mmi, mmi_floor)
+            inside = words.inside_words([count[1]], device) if words is not None else None
+            scores = anti_lm(logp, p, mmi, mmi_floor, inside)
         if guard is not None and (banned := guard.banned() - {cfg.eos_id}):
             scores[:, list(banned)] = float("-inf")
         if words is not None and count[0] < min_words:
@@ -245,7 +265,7 @@ def sample_ids(model, memory, max_length: int, temperature: float = 0.8, top_k: 
             break
         nxt = int(next_token(scores, temperature, top_k, top_p, generator).item())
         logp_sum += float(logp[0, nxt])
-        if prior is not None and step < mmi_tokens:
+        if prior is not None and step < mmi_tokens and not (inside is not None and inside[0, nxt]):
             prior_sum += float(p[0, nxt])
         if nxt == cfg.eos_id:
             ended = True
@@ -296,7 +316,8 @@ def beam_candidates(model, memory, beam: int, max_length: int, repeat_n: int = 0
     for step in range(max_length + 1):
         logp, state = _masked_logp(model, mem, tok, state)
         p = prior(tok, rows) if prior is not None and step < mmi_tokens else None
-        scores = anti_lm(logp, p, mmi, mmi_floor) if p is not None else logp.clone()
+        inside = words.inside_words([h.count[1] for h in alive], device) if p is not None and words else None
+        scores = anti_lm(logp, p, mmi, mmi_floor, inside) if p is not None else logp.clone()
         if step == max_length:  # out of room: every hypothesis must end here
             keep = scores[:, cfg.eos_id].clone()
             scores.fill_(float("-inf"))
@@ -317,7 +338,7 @@ def beam_candidates(model, memory, beam: int, max_length: int, repeat_n: int = 0
         for rank, (value, index) in enumerate(zip(top.values.tolist(), top.indices.tolist(), strict=True)):
             row, token = divmod(index, vocab)
             h = alive[row]
-            step_prior = float(p[row, token]) if p is not None else 0.0
+            step_prior = float(p[row, token]) if p is not None and not (inside is not None and inside[row, token]) else 0.0
             if token == cfg.eos_id:
                 if rank < beam:  # an ending ranked below the beam would not have been kept
                     cand = Candidate(h.ids, h.logp + float(logp[row, token]), h.prior + step_prior, True, h.count[0])
@@ -393,7 +414,7 @@ def generate_reply(model, tokenizer: Tokenizer, turns: Sequence[str], *, context
     with torch.inference_mode():
         memory = encode_context(model, tokenizer, turns, context_turns, device)
         n = repeat_ngram(tokenizer) if d.repetition_guard else 0
-        words = WordCounter(tokenizer) if d.min_words else None
+        words = WordCounter(tokenizer) if d.min_words or d.mmi else None
         options = {"mmi": d.mmi, "mmi_tokens": d.mmi_tokens, "mmi_floor": d.mmi_floor, "min_words": d.min_words,
                    "words": words}
         if d.beam > 0:
