@@ -127,8 +127,6 @@ def _add_chat_levers(p) -> None:
     g.add_argument("--label-smoothing", type=float, default=None, metavar="E", help="default 0 (off)")
     g.add_argument("--generic-weight", type=float, default=None, metavar="W",
                    help="loss weight of replies said very often, such as 'Hi!' (default 1: off; 0 drops them)")
-    g.add_argument("--copy", action="store_true", default=None,
-                   help="let the decoder copy words from the conversation (a pointer-generator copy gate)")
     g.add_argument("--no-start-marker", action="store_true",
                    help="do not mark contexts that open a conversation (the model then greets fresh chats)")
 

@@ -102,7 +102,6 @@ class ChatSettings(_DictMixin):
     context_dropout: float = 0.0  # share of examples whose context is cut to fewer of its recent turns
     label_smoothing: float = 0.0
     generic_weight: float = 1.0  # loss weight of generic replies (chat_batches.generic_weights); 1: off
-    copy: bool = False  # a copy gate in the decoder (Seq2SeqConfig.copy)
 
 
 @dataclass

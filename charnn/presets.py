@@ -313,7 +313,7 @@ def build_settings(flags: Mapping[str, Any], corpus: str, corpus_bytes: int | No
 
 # chat flag -> ChatSettings field (None or False: not given)
 CHAT_FLAGS = {"encoder": "encoder", "context_dropout": "context_dropout", "label_smoothing": "label_smoothing",
-              "generic_weight": "generic_weight", "copy": "copy"}
+              "generic_weight": "generic_weight"}
 
 
 def _chat_flags(s: RunSettings, flags: Mapping[str, Any]) -> None:

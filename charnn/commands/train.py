@@ -41,7 +41,7 @@ SETTING_FLAGS = ("mode", "tokenizer", "vocab_size", "encoding", "errors", "cell"
                  "dropout", "tie_weights", "batch_size", "seq_len", "lr", "warmup", "weight_decay", "ema", "steps",
                  "time", "epochs", "eval_every", "sample_every", "sample_length", "patience", "val_fraction",
                  "teacher_forcing", "seed", "device", "threads", "no_bf16", "encoder", "context_dropout",
-                 "label_smoothing", "generic_weight", "copy", "no_start_marker")
+                 "label_smoothing", "generic_weight", "no_start_marker")
 
 
 def settings_from_args(args):

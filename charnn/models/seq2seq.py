@@ -21,11 +21,6 @@ own, a context RNN over the turn vectors, the decoder started from and fed the
 context state at every step, and attention over the words as above. Both read
 the same flat context tensor, so decoders never ask which encoder a model has.
 
-With ``copy`` (``--copy``), a pointer-generator copy gate (See et al. 2017, "Get To The Point") mixes
-the softmax with the attention over the context's words, so a reply can take a name or a rare word
-from the conversation at the price of one attention weight; ``decode`` then returns log-probabilities,
-which serve wherever logits do.
-
 A context that opens a conversation starts with <start> (``start_id``; -1 in a
 model trained before it, which then never sees one).
 
@@ -67,7 +62,6 @@ class Seq2SeqConfig(_DictMixin):
     sep_id: int = 3
     start_id: int = -1  # <start> opens a context that begins a conversation; -1: the model has none
     encoder: str = "flat"  # flat | hred (a checkpoint without the field is flat)
-    copy: bool = False  # a copy gate: reply tokens may be copied from the context (See et al. 2017)
 
     @property
     def embedding_dim(self) -> int:
@@ -75,24 +69,6 @@ class Seq2SeqConfig(_DictMixin):
 
 
 ENCODERS = ("flat", "hred")
-COPY_GATE_BIAS = 3.0  # sigmoid(3) = 0.95: a new copy gate generates nearly always
-
-
-def mix_copy(logits: torch.Tensor, attn: torch.Tensor, generate: torch.Tensor, copy_ids: torch.Tensor) -> torch.Tensor:
-    """Log-probabilities (fp32) of the pointer-generator mixture (See et al. 2017): ``generate`` (B x T x 1) of
-    softmax(``logits``) plus the rest spread over the context tokens by the attention ``attn`` (B x T x S).
-
-    Attention on a token that cannot be copied (a separator, -1 in ``copy_ids``) goes back to the generator,
-    so each row still sums to 1 without renormalising (a context of separators only is the plain softmax).
-    Being log-probabilities, the result serves wherever logits do (log_softmax leaves it unchanged).
-    """
-    copy = attn.float() * (copy_ids >= 0).unsqueeze(1)
-    kept = copy.sum(-1, keepdim=True)
-    gen = generate.float()
-    p = torch.softmax(logits.float(), dim=-1) * (gen + (1.0 - gen) * (1.0 - kept))
-    index = copy_ids.clamp(min=0).unsqueeze(1).expand(-1, attn.size(1), -1)
-    p = p.scatter_add(2, index, (1.0 - gen) * copy)
-    return torch.log(p.clamp(min=1e-30))
 
 
 class Memory(NamedTuple):
@@ -103,15 +79,12 @@ class Memory(NamedTuple):
     mask: torch.Tensor  # B x S, True at real tokens
     init: tuple[torch.Tensor, torch.Tensor]  # layers x B x H each
     cond: torch.Tensor | None = None  # B x C, fed to the decoder with every input token (hred); None: flat
-    copy_ids: torch.Tensor | None = None  # B x S context ids a reply may copy, -1 elsewhere; None: no copy gate
 
     def select(self, index: torch.Tensor) -> Memory:
         """Rows ``index`` of the batch (to expand for beams or drop finished ones)."""
         h, c = self.init
         cond = None if self.cond is None else self.cond[index]
-        copy_ids = None if self.copy_ids is None else self.copy_ids[index]
-        return Memory(self.values[index], self.keys[index], self.mask[index], (h[:, index], c[:, index]), cond,
-                      copy_ids)
+        return Memory(self.values[index], self.keys[index], self.mask[index], (h[:, index], c[:, index]), cond)
 
 
 def context_ids(turns: list[list[int]], cfg: Seq2SeqConfig, max_turns: int | None = None,
@@ -178,8 +151,6 @@ class Seq2SeqModel(nn.Module):
         self.head = nn.Linear(h, config.vocab_size)
         if config.tie_weights:
             self.head.weight = self.embed.weight
-        # p(generate) from the attentional state and the input token; the rest copies what attention reads
-        self.copy_gate = nn.Linear(h + e, 1) if config.copy else None
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -188,9 +159,6 @@ class Seq2SeqModel(nn.Module):
         nn.init.normal_(self.embed.weight, std=0.05 if self.config.tie_weights else 1.0)
         nn.init.normal_(self.turn_embed.weight, std=0.1)
         nn.init.zeros_(self.head.bias)
-        if self.copy_gate is not None:  # start by generating nearly always (p 0.95), as a model without the gate
-            nn.init.zeros_(self.copy_gate.weight)
-            nn.init.constant_(self.copy_gate.bias, COPY_GATE_BIAS)
         # forget-gate bias of 1 (Jozefowicz et al. 2015), as in the language model
         lstms = [*self.enc_fwd, *self.enc_bwd, self.dec] + ([self.hred.rnn] if self.hred is not None else [])
         for lstm in lstms:
@@ -239,12 +207,7 @@ class Seq2SeqModel(nn.Module):
             last = (lengths - 1).clamp(min=0).view(b, 1, 1).expand(-1, 1, he)
             summary = torch.cat([values[:, :, :he].gather(1, last).squeeze(1), values[:, 0, he:]], dim=-1)
         init = torch.tanh(self.bridge(summary)).view(b, 2, cfg.layers, cfg.hidden).permute(1, 2, 0, 3)
-        copy_ids = None
-        if self.copy_gate is not None:  # the words of the turns, not their separators or markers
-            copyable = mask & (context != cfg.sep_id) & (context != cfg.start_id) & (context != cfg.pad_id)
-            copy_ids = torch.where(copyable, context, torch.full_like(context, -1))
-        return Memory(values, self.attn_key(values), mask, (init[0].contiguous(), init[1].contiguous()), cond,
-                      copy_ids)
+        return Memory(values, self.attn_key(values), mask, (init[0].contiguous(), init[1].contiguous()), cond)
 
     # -- decoder --------------------------------------------------------------
     def decode(self, memory: Memory, reply_in: torch.Tensor, state=None):
@@ -263,11 +226,7 @@ class Seq2SeqModel(nn.Module):
         attn = torch.softmax(scores.float(), dim=-1).to(out.dtype)
         ctx = torch.bmm(attn, memory.values)
         h = torch.tanh(self.combine(torch.cat([out, ctx], dim=-1)))
-        logits = self.head(self.drop(h))
-        if self.copy_gate is not None and memory.copy_ids is not None:
-            generate = torch.sigmoid(self.copy_gate(torch.cat([h, x[..., : self.embed.embedding_dim]], dim=-1)))
-            logits = mix_copy(logits, attn, generate, memory.copy_ids)
-        return logits, state, attn
+        return self.head(self.drop(h)), state, attn
 
     def decode_scheduled(self, memory: Memory, reply_in: torch.Tensor, teacher_forcing: float,
                          generator: torch.Generator | None = None) -> torch.Tensor:

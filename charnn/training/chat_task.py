@@ -53,7 +53,7 @@ def model_config_from_settings(settings: RunSettings, tokenizer: Tokenizer) -> S
         dropout=m.dropout, tie_weights=m.tie_weights, cell=m.cell,
         context_turns=CHAT_DEFAULTS.get("context_turns", 3),
         max_reply_tokens=t.seq_len, max_context_tokens=2 * t.seq_len,
-        encoder=settings.chat.encoder, copy=settings.chat.copy, **ids,
+        encoder=settings.chat.encoder, **ids,
     )
 
 

@@ -27,7 +27,6 @@ from charnn.text.tokenizers import SPM_PIECE_SPACE, CharTokenizer, Tokenizer, to
 VOCAB_ROWS = ("embed.weight", "head.weight", "head.bias")
 COVERAGE_SAMPLE_CHARS = 4_000_000  # a subword tokenizer's coverage is measured on the text's start
 SHOWN_CHARS = 24  # new or uncovered characters named in a notice
-NEW_PARTS = ("copy_gate.",)  # weights a fine-tuned model may add to its base's (they start as a new model's)
 
 
 def base_record(path: Path, ck: CheckpointData) -> FineTuneBase:
@@ -95,14 +94,10 @@ class StartingModel:
         """Put the starting weights into the task's model (its vocabulary rows grown to fit)."""
         weights = grown_weights(self.weights, len(self.added))
         try:
-            missing, unexpected = model.load_state_dict(weights, strict=False)
+            model.load_state_dict(weights)
         except (RuntimeError, KeyError, TypeError, ValueError):
-            missing, unexpected = ["?"], []
-        if unexpected or any(not k.startswith(NEW_PARTS) for k in missing):
             raise CharnnError(f"{self.base.path} is damaged or incomplete: its weights do not fit the model "
-                              f"its own settings describe, so it cannot be fine-tuned.")
-        if missing:
-            self.notices.append(f"{self.base.name} gains a copy gate, starting to generate nearly always.")
+                              f"its own settings describe, so it cannot be fine-tuned.") from None
 
     def record(self) -> dict:
         """What the run's checkpoints say about where it started."""
@@ -127,7 +122,6 @@ def _model_config(saved: dict, settings: RunSettings) -> dict:
     cfg = {**saved, "dropout": settings.model.dropout}
     if settings.mode == "chat":
         cfg["max_reply_tokens"], cfg["max_context_tokens"] = settings.train.seq_len, 2 * settings.train.seq_len
-        cfg["copy"] = bool(saved.get("copy")) or settings.chat.copy  # a copy gate may be added, never taken away
     return cfg
 
 
