@@ -354,7 +354,7 @@ def test_repl_sets_the_anti_lm_weight_minimum_length_and_shows_the_n_best(chat_r
     out, err = capsys.readouterr()
     assert len(out.splitlines()) == 1 and out.strip()
     assert "(anti-LM weight 0.25)" in err and "(replies of at least 2 words)" in err
-    assert "(beam 3 · mmi 1 · min 5 words)" in err  # a beam brings its own guards
+    assert "(beam 3 · mmi 1.25 · min 5 words)" in err  # a beam brings its own guards
     assert "(beam 3 · mmi 0.25 · min 2 words)" in err and "(no reply yet)" in err
     assert "(sampling temp 0.5 · mmi 0.25 · min 2 words)" in err  # the guards set by hand stay
     assert " score " in err and "--mmi must be between" in err and "/min needs a number" in err
