@@ -63,14 +63,14 @@ def openers(model, tokenizer) -> dict:
                                                                                              strict=True))}
 
 
-def measure(checkpoint: str, corpus: str, replies: int, chars: int) -> dict:
+def measure(checkpoint: str, corpus: str, replies: int, chars: int, device: str = "cpu") -> dict:
     from charnn.runtime.loading import load_model
     from charnn.scoring import Score
     from charnn.scoring.evaluate import _held_out_conversations
     from charnn.scoring.replies import reply_losses
     from charnn.text.chat_batches import DialogueExamples
 
-    loaded = load_model(checkpoint, "chat", "cpu")
+    loaded = load_model(checkpoint, "chat", device)
     model = loaded.model
     convs, _, _ = _held_out_conversations(loaded, corpus, "utf-8", "strict")
     ex = DialogueExamples(convs, loaded.tokenizer, model.config)
@@ -102,6 +102,7 @@ def main() -> int:
     p.add_argument("--time", help="train each for this long instead of --steps (90, 20m)")
     p.add_argument("--checkpoint", action="append", default=[], help="score this model (repeatable)")
     p.add_argument("--corpus", default=None, help="dialogue file (default: the built-in chitchat)")
+    p.add_argument("--device", default="cpu", help="where --checkpoint models are scored (cpu, cuda)")
     p.add_argument("--replies", type=int, default=500, help="held-out replies for hits@1")
     p.add_argument("--chars", type=int, default=60_000, help="held-out reply characters for bits/char")
     args = p.parse_args()
@@ -113,7 +114,7 @@ def main() -> int:
     corpus = args.corpus or str(resolve_corpus("chitchat", mode="chat"))
     rows = []
     for checkpoint in args.checkpoint:
-        rows.append({"config": checkpoint, **measure(checkpoint, corpus, args.replies, args.chars)})
+        rows.append({"config": checkpoint, **measure(checkpoint, corpus, args.replies, args.chars, args.device)})
         print(rows[-1], flush=True)
     budget = ["--time", args.time] if args.time else ["--steps", str(args.steps), "--eval-every", str(args.steps)]
     for flags in args.configs:
