@@ -19,7 +19,8 @@ import time
 from benchmarks.common import ROOT
 
 KEYS = {"beam": ("beam", int), "mmi": ("mmi", float), "tokens": ("mmi_tokens", int), "min": ("min_words", int),
-        "temp": ("temperature", float), "length": ("length_bonus", float), "repeat": ("repeat_penalty", float), "topp": ("top_p", float), "floor": ("mmi_floor", float)}
+        "temp": ("temperature", float), "length": ("length_bonus", float), "repeat": ("repeat_penalty", float), "topp": ("top_p", float), "floor": ("mmi_floor", float),
+        "samples": ("samples", int)}
 
 
 def parse_decoding(spec: str, max_length: int):

@@ -28,7 +28,8 @@ class ChatSession:
 
     def __init__(self, loaded: LoadedModel, context_turns: int | None = None, temperature: float | None = None,
                  top_k: int = 0, top_p: float = 1.0, beam: int | None = None, max_length: int = 200,
-                 seed: int | None = None, mmi: float | None = None, min_words: int | None = None):
+                 seed: int | None = None, mmi: float | None = None, min_words: int | None = None,
+                 samples: int | None = None):
         """Unset decoding settings (None) take the default decoding's (``charnn.presets.CHAT_DECODING``), the
         guards those of its kind (``CHAT_BEAM_GUARDS``, ``CHAT_SAMPLING_GUARDS``); a temperature without a
         beam width asks for sampling."""
@@ -44,7 +45,8 @@ class ChatSession:
         temperature = default.temperature if temperature is None else temperature
         mmi = default.mmi if mmi is None else mmi
         min_words = default.min_words if min_words is None else min_words
-        validate_chat_options(temperature, top_k, top_p, beam, max_length, context_turns, mmi, min_words)
+        samples = default.samples if samples is None else samples
+        validate_chat_options(temperature, top_k, top_p, beam, max_length, context_turns, mmi, min_words, samples)
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -58,6 +60,7 @@ class ChatSession:
         self.mmi = mmi
         self.mmi_tokens = default.mmi_tokens
         self.min_words = min_words
+        self.samples = samples  # sampling: replies drawn, the best by the rerank score said
         self.seed = seed
         self.repetition_guard = True
         self.history: list[str] = []
@@ -97,10 +100,10 @@ class ChatSession:
     def decoding(self) -> Decoding:
         """The session's settings as one ``Decoding``, checked."""
         validate_chat_options(self.temperature, self.top_k, self.top_p, self.beam, self.max_length,
-                              self.context_turns, self.mmi, self.min_words)
+                              self.context_turns, self.mmi, self.min_words, self.samples)
         return Decoding(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, beam=self.beam,
                         mmi=self.mmi, mmi_tokens=self.mmi_tokens, min_words=self.min_words,
-                        max_length=self.max_length, repetition_guard=self.repetition_guard)
+                        max_length=self.max_length, repetition_guard=self.repetition_guard, samples=self.samples)
 
     def reply_stream(self, user_text: str) -> Iterator[str]:
         """Stream the reply to ``user_text``; both turns join the history when it ends (or is cut off)."""
@@ -146,6 +149,7 @@ HELP = """commands:
   /beam N       beam search with N beams (0 = sample); a beam brings its own /mmi and /min unless you set them
   /mmi X        anti-LM weight: take X * log p(reply | no context) off each reply's first tokens (0 = off)
   /min N        no reply shorter than N words (0 = off)
+  /samples N    sampling: draw N replies and say the one the model scores best (1 = the first, streamed)
   /nbest        the candidates the last reply was chosen from, with their scores
   /settings     the decoding in use
   /help         this help
@@ -190,6 +194,11 @@ def _command(session: ChatSession, line: str, err) -> bool:
             validate_chat_options(0.0, 0, 1.0, 0, 1, None, min_words=value)
             session.set_guard("min_words", value)
             err.write(f"(replies of at least {value} words)\n" if value else "(no minimum length)\n")
+        elif name == "samples":
+            value = int(arg)
+            validate_chat_options(0.0, 0, 1.0, 0, 1, None, samples=value)
+            session.samples = value
+            err.write(f"({session.describe()})\n")
         elif name == "nbest":
             err.write("\n".join(format_candidates(session.candidates)) + "\n" if session.candidates
                       else "(no reply yet)\n")
@@ -214,12 +223,13 @@ def run_chat_repl(args) -> int:
     validate_chat_options(default.temperature if args.temp is None else args.temp, args.top_k, args.top_p,
                           args.beam or 0, args.max_length, args.context,
                           default.mmi if args.mmi is None else args.mmi,
-                          default.min_words if args.min_length is None else args.min_length)
+                          default.min_words if args.min_length is None else args.min_length,
+                          default.samples if args.samples is None else args.samples)
     set_cpu_threads()
     loaded = load_model(args.checkpoint, "chat", args.device)
     session = ChatSession(loaded, context_turns=args.context, temperature=args.temp, top_k=args.top_k,
                           top_p=args.top_p, beam=args.beam, max_length=args.max_length, seed=args.seed,
-                          mmi=args.mmi, min_words=args.min_length)
+                          mmi=args.mmi, min_words=args.min_length, samples=args.samples)
     out, err = sys.stdout, sys.stderr
     interactive = sys.stdin.isatty()
     if interactive:

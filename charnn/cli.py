@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-length", type=int, default=None,
                    help=f"no reply shorter than this many words (0 = off; default {CHAT_BEAM_GUARDS['min_words']} "
                         f"for beam search, {CHAT_SAMPLING_GUARDS['min_words']} for sampling)")
+    p.add_argument("--samples", type=int, default=None,
+                   help=f"sampling: draw this many replies and say the one the model scores best (1 = the first "
+                        f"draw, streamed as it is written; default {CHAT_DECODING['samples']})")
     p.add_argument("--max-length", type=int, default=200, help="longest reply in tokens")
 
     _add_inspect(sub)

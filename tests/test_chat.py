@@ -327,6 +327,25 @@ def test_the_anti_lm_scores_word_starts_and_leaves_the_rest_of_a_word_to_the_mod
         assert found[0].ids[1:2] == [int(score.argmax())] or (len(found[0].ids) == 1 and score.argmax() == cfg.eos_id)
 
 
+def test_sample_and_rank_draws_n_replies_and_says_the_best_by_the_rerank_score(loaded):
+    from charnn.decoding.replies import Decoding
+
+    model, tok = loaded.model, loaded.tokenizer
+    turns = ["figs please", "ok", "what?"]
+    decoding = Decoding(temperature=1.0, samples=5, mmi=0.5, min_words=1, max_length=20)
+    assert decoding.describe().startswith("sampling temp 1, best of 5")
+    found = []
+    gen = torch.Generator().manual_seed(3)
+    said = "".join(generate_reply(model, tok, turns, decoding=decoding, generator=gen, candidates=found)).strip()
+    assert len(found) == 5 and [c.score for c in found] == sorted((c.score for c in found), reverse=True)
+    assert said == found[0].text and len({c.text for c in found}) > 1  # five draws, the best said
+    one = []
+    gen = torch.Generator().manual_seed(3)
+    first = "".join(generate_reply(model, tok, turns, decoding=Decoding(temperature=1.0, mmi=0.5, min_words=1,
+                                                                         max_length=20), generator=gen, candidates=one))
+    assert first.strip() == one[0].text and one[0].ids in [c.ids for c in found]  # the first draw is among them
+
+
 def test_beam_candidates_carry_their_true_log_probabilities_and_are_ranked(loaded):
     from charnn.decoding.replies import Decoding, reply_candidates
     from charnn.models.seq2seq import context_ids
@@ -348,7 +367,8 @@ def test_beam_candidates_carry_their_true_log_probabilities_and_are_ranked(loade
 
 
 def test_repl_sets_the_anti_lm_weight_minimum_length_and_shows_the_n_best(chat_run, monkeypatch, capsys):
-    lines = "/beam 3\n/mmi 0.25\n/min 2\n/settings\n/nbest\nfigs please\n/nbest\n/mmi 9\n/min x\n/temp 0.5\n"
+    lines = ("/beam 3\n/mmi 0.25\n/min 2\n/settings\n/nbest\nfigs please\n/nbest\n/mmi 9\n/min x\n/temp 0.5\n"
+             "/samples 3\n/samples 0\n")
     monkeypatch.setattr("sys.stdin", io.StringIO(lines))
     assert main(["chat", "-c", str(chat_run["ckpt"]), "--max-length", "20"]) == 0
     out, err = capsys.readouterr()
@@ -356,7 +376,8 @@ def test_repl_sets_the_anti_lm_weight_minimum_length_and_shows_the_n_best(chat_r
     assert "(anti-LM weight 0.25)" in err and "(replies of at least 2 words)" in err
     assert "(beam 3 · mmi 1.25 · min 5 words)" in err  # a beam brings its own guards
     assert "(beam 3 · mmi 0.25 · min 2 words)" in err and "(no reply yet)" in err
-    assert "(sampling temp 0.5 · mmi 0.25 · min 2 words)" in err  # the guards set by hand stay
+    assert "(sampling temp 0.5, best of 8 · mmi 0.25 · min 2 words)" in err  # the guards set by hand stay
+    assert "(sampling temp 0.5, best of 3 · mmi 0.25 · min 2 words)" in err and "--samples must be between" in err
     assert " score " in err and "--mmi must be between" in err and "/min needs a number" in err
 
 
@@ -369,6 +390,10 @@ def test_chat_flags_default_to_the_measured_decoding_and_a_temperature_means_sam
                                                               CHAT_SAMPLING_GUARDS["min_words"])
     session = ChatSession(loaded)
     assert (session.beam, session.mmi, session.min_words) == (default.beam, default.mmi, default.min_words)
+    assert session.decoding().samples == CHAT_DECODING["samples"] == default.samples > 1  # sample-and-rank
+    assert ChatSession(loaded, samples=1).decoding().samples == 1
+    with pytest.raises(CharnnError, match="--samples"):
+        ChatSession(loaded, samples=0)
     assert ChatSession(loaded, temperature=0.5).beam == 0  # a temperature asks for sampling
     beam = ChatSession(loaded, beam=5)  # a beam search gets the beam's measured guards
     assert (beam.beam, beam.mmi, beam.min_words) == (5, CHAT_BEAM_GUARDS["mmi"], CHAT_BEAM_GUARDS["min_words"])

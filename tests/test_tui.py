@@ -446,7 +446,12 @@ async def test_chat_streams_a_reply_shows_context_and_takes_keys(charnn_home, tm
         await pilot.press("escape", "minus", "right_square_bracket")
         assert screen.session.temperature == pytest.approx(0.7)
         assert screen.session.context_turns == screen.session.default_context_turns + 1
-        from charnn.presets import CHAT_BEAM_GUARDS
+        from charnn.presets import CHAT_BEAM_GUARDS, CHAT_DECODING
+
+        settings = screen.query_one("#chat-settings")
+        assert f"best of {CHAT_DECODING['samples']}" in str(settings.render())
+        await pilot.press("s")  # sample-and-rank: 8 -> 1 draw (wrapping round)
+        assert screen.session.samples == 1 and "best of 1" in str(settings.render())
 
         await pilot.press("b")  # beam search, with the beam's own guards
         assert (screen.session.beam, screen.session.mmi, screen.session.min_words) == (

@@ -26,6 +26,7 @@ MAX_CONTEXT = 16
 BEAMS = (0, 5, 10)  # the "b" key cycles through these (0: sampling)
 MMI_WEIGHTS = (0.0, 0.25, 0.5, 1.0)  # the "a" key: anti-LM weights
 MIN_WORDS = (0, 3, 5)  # the "n" key: shortest reply in words
+SAMPLES = (1, 4, 8)  # the "s" key: replies drawn when sampling, the best said
 TEMP = Binding.Group("Temp", compact=True)
 CONTEXT = Binding.Group("Context", compact=True)
 HOW_TO_TRAIN = """[b]No chat model yet.[/b]
@@ -69,6 +70,7 @@ class ChatScreen(Screen):
         Binding("b", "cycle('beam')", "Beam"),
         Binding("a", "cycle('mmi')", "Anti-LM"),
         Binding("n", "cycle('min_words')", "Min words"),
+        Binding("s", "cycle('samples')", "Samples"),
         Binding("c", "candidates", "N-best"),
         Binding("r", "reset", "Reset"),
         Binding("h", "attention", "Heat strip"),
@@ -165,11 +167,12 @@ class ChatScreen(Screen):
         s = self.session
         if s is None:
             return
-        how = f"beam {s.beam}" if s.beam else f"sampling, temp {s.temperature:.2f} [dim](-/+)[/dim]"
+        how = (f"[b]beam {s.beam}[/b] [dim](b)[/dim]" if s.beam else
+               f"[b]sampling[/b] [dim](b)[/dim], [b]temp {s.temperature:.2f}[/b] [dim](-/+)[/dim], "
+               f"[b]best of {s.samples}[/b] [dim](s)[/dim]")
         self.query_one("#chat-settings", Static).update(
-            f"[b]{how}[/b] [dim](b)[/dim] · [b]anti-LM {s.mmi:g}[/b] [dim](a)[/dim] · "
-            f"[b]min {s.min_words} words[/b] [dim](n)[/dim] · [b]context {s.context_turns} turns[/b] "
-            f"[dim](\\[/])[/dim] · reply ≤ {s.max_length} tokens"
+            f"{how} · [b]anti-LM {s.mmi:g}[/b] [dim](a)[/dim] · [b]min {s.min_words} words[/b] [dim](n)[/dim] · "
+            f"[b]context {s.context_turns}[/b] [dim](\\[/])[/dim] · ≤ {s.max_length} tokens"
         )
         panel = self.query_one("#context-panel", Static)
         if self.show_candidates:
@@ -228,15 +231,17 @@ class ChatScreen(Screen):
         self._show_settings()
 
     def action_cycle(self, name: str) -> None:
-        """The next value of a decoding setting (beam, anti-LM weight, minimum words), wrapping round."""
+        """The next value of a decoding setting (beam, anti-LM weight, minimum words, samples), wrapping round."""
         if self.session is None:
             return
-        steps = {"beam": BEAMS, "mmi": MMI_WEIGHTS, "min_words": MIN_WORDS}[name]
+        steps = {"beam": BEAMS, "mmi": MMI_WEIGHTS, "min_words": MIN_WORDS, "samples": SAMPLES}[name]
         now = getattr(self.session, name)
         later = [v for v in steps if v > now]
         value = later[0] if later else steps[0]
         if name == "beam":
             self.session.set_beam(value)  # sampling <-> beam search also switches the guards
+        elif name == "samples":
+            self.session.samples = value
         else:
             self.session.set_guard(name, value)
         self._show_settings()
