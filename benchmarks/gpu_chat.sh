@@ -19,18 +19,9 @@ set -u
 DEV=${DEV:-cuda}
 MINUTES=${MINUTES:-6}
 FLAGS=${FLAGS:---hidden 1024 --layers 2 --batch-size 128 --lr 2e-3 --dropout 0.3}
-OUT=${OUT:?set OUT to a folder for logs}
-WHEELS=${WHEELS:-.devcarry}
 CHAT_CORPUS=${CHAT_CORPUS:-$PWD/.devcarry/chitchat-dialogues-v1.txt}
-export PYTHONUNBUFFERED=1 CHARNN_HOME=/tmp/charnn-home
-if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-        "$WHEELS"/*.whl && export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-mkdir -p "$OUT"
-t0=$(date +%s)
-stamp() { echo "=== $1 (at $(($(date +%s) - t0)) s)"; }
+# shellcheck source=benchmarks/gpu_env.sh
+. "$(dirname "$0")/gpu_env.sh"
 seconds=$(python3 -c "print(int(float('$MINUTES') * 60))")
 
 stamp "train: $MINUTES min, $FLAGS" | tee "$OUT/train.log"
@@ -48,4 +39,4 @@ timeout 150 python3 benchmarks/chat_context.py --device "$DEV" --corpus "$CHAT_C
 stamp "charnn eval (every decoding)" | tee "$OUT/eval.log"
 timeout 120 python3 -m charnn eval "$OUT/chitchat-chat.pt" "$CHAT_CORPUS" --device "$DEV" 2>&1 | tee -a "$OUT/eval.log"
 stamp "done" | tee -a "$OUT/eval.log"
-cp benchmarks/results/chat_context-*.json "$OUT"/ 2>/dev/null
+find benchmarks/results -name 'chat_context-*.json' -newer "$OUT/train.log" -exec cp {} "$OUT"/ \;

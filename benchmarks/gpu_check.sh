@@ -17,18 +17,9 @@ DEV=${DEV:-cuda}
 BUDGET=${BUDGET:-180}
 LEVER=${LEVER:---dropout 0.7}
 SIZES=${SIZES:-3x1024 2x1024}
-OUT=${OUT:?set OUT to a folder for logs}
-WHEELS=${WHEELS:-.devcarry}
-export PYTHONUNBUFFERED=1 CHARNN_HOME=/tmp/charnn-home
 export CHARNN_TINYSHAKESPEARE=${CHARNN_TINYSHAKESPEARE:-$PWD/.devcarry/tinyshakespeare.txt}
-if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-        "$WHEELS"/*.whl && export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-mkdir -p "$OUT"
-t0=$(date +%s)
-stamp() { echo "=== $1 (at $(($(date +%s) - t0)) s)"; }
+# shellcheck source=benchmarks/gpu_env.sh
+. "$(dirname "$0")/gpu_env.sh"
 
 stamp "machine" | tee "$OUT/smoke.log"
 {
