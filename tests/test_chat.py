@@ -327,10 +327,26 @@ def test_the_anti_lm_scores_word_starts_and_leaves_the_rest_of_a_word_to_the_mod
         assert found[0].ids[1:2] == [int(score.argmax())] or (len(found[0].ids) == 1 and score.argmax() == cfg.eos_id)
 
 
+def test_the_anti_lm_floor_is_relative_to_the_likeliest_token_the_guards_allow():
+    """A reply the minimum length keeps going must not be left with nothing: when its likeliest next token
+    is a forbidden <eos>, the floor keeps the tokens near the likeliest allowed one."""
+    from charnn.decoding.replies import anti_lm
+
+    logp = torch.log_softmax(torch.tensor([[6.0, 1.0, 0.5, -3.0]]), -1)  # <eos> (0) is 99 % likely
+    prior = torch.log_softmax(torch.zeros(1, 4), -1)
+    assert torch.isinf(anti_lm(logp, prior, 1.0, 0.02)[0, 1:]).all()  # beside <eos>, nothing is plausible
+    allowed = logp.clone()
+    allowed[0, 0] = float("-inf")  # the minimum length forbids <eos>
+    kept = anti_lm(allowed, prior, 1.0, 0.02)[0]
+    assert torch.isinf(kept[0]) and torch.isfinite(kept[1:3]).all() and torch.isinf(kept[3])
+
+
 def test_sample_and_rank_draws_n_replies_and_says_the_best_by_the_rerank_score(loaded):
     from charnn.decoding.replies import Decoding
+    from charnn.models.seq2seq import context_ids
 
     model, tok = loaded.model, loaded.tokenizer
+    cfg = model.config
     turns = ["figs please", "ok", "what?"]
     decoding = Decoding(temperature=1.0, samples=5, mmi=0.5, min_words=1, max_length=20)
     assert decoding.describe().startswith("sampling temp 1, best of 5")
@@ -338,12 +354,20 @@ def test_sample_and_rank_draws_n_replies_and_says_the_best_by_the_rerank_score(l
     gen = torch.Generator().manual_seed(3)
     said = "".join(generate_reply(model, tok, turns, decoding=decoding, generator=gen, candidates=found)).strip()
     assert len(found) == 5 and [c.score for c in found] == sorted((c.score for c in found), reverse=True)
-    assert said == found[0].text and len({c.text for c in found}) > 1  # five draws, the best said
-    one = []
-    gen = torch.Generator().manual_seed(3)
-    first = "".join(generate_reply(model, tok, turns, decoding=Decoding(temperature=1.0, mmi=0.5, min_words=1,
-                                                                         max_length=20), generator=gen, candidates=one))
-    assert first.strip() == one[0].text and one[0].ids in [c.ids for c in found]  # the first draw is among them
+    assert said == found[0].text and len({c.text for c in found}) > 1  # five draws side by side, the best said
+    ctx = torch.tensor([context_ids([tok.encode(t) for t in turns], cfg)])
+    for c in found:  # each row kept its own state: its log p is the model's for its own reply
+        with torch.no_grad():
+            logits, _ = model(ctx, torch.tensor([ctx.size(1)]), torch.tensor([[cfg.bos_id, *c.ids]]))
+        logp = torch.log_softmax(logits[0].float(), -1)
+        targets = [*c.ids, cfg.eos_id] if c.ended else c.ids
+        assert c.logp == pytest.approx(float(sum(logp[i, t] for i, t in enumerate(targets))), abs=1e-3)
+    # with one token to choose from, every row is the one reply a single draw writes
+    sure = Decoding(temperature=1.0, top_k=1, mmi=0.5, min_words=1, max_length=20)
+    one, rows = [], []
+    "".join(generate_reply(model, tok, turns, decoding=sure, candidates=one))
+    "".join(generate_reply(model, tok, turns, decoding=Decoding(**{**sure.__dict__, "samples": 3}), candidates=rows))
+    assert [c.ids for c in rows] == [one[0].ids] * 3
 
 
 def test_beam_candidates_carry_their_true_log_probabilities_and_are_ranked(loaded):

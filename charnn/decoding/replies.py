@@ -214,7 +214,9 @@ class PriorStep:
 
 def anti_lm(logp, prior, mmi: float, floor: float, inside=None):
     """log p(t | context) - mmi * log p(t | no context) for the plausible tokens (within ``floor`` of the
-    likeliest, per row), -inf for the rest; a floor of 0 keeps every token. Where ``inside`` (B x V) is
+    likeliest, per row), -inf for the rest; a floor of 0 keeps every token. A token the guards forbid
+    comes in as -inf, so the floor is relative to the likeliest token that may follow (else a row whose
+    likeliest is a forbidden <eos> could keep nothing and stop unfinished). Where ``inside`` (B x V) is
     True, a token that goes on with a word is scored by log p(t | context) alone: the anti-LM picks
     words, not the pieces that finish them (unchecked, it spells "hi" as "hisgas": a continuation never
     seen without the context looks like a reply about it)."""
@@ -249,42 +251,75 @@ def sample_ids(model, memory, max_length: int, temperature: float = 0.8, top_k: 
     """Reply ids one at a time (temperature 0: greedy), stopping before <eos>; the finished reply is
     appended to ``found`` as a ``Candidate``. With ``mmi``, the first ``mmi_tokens`` draws are from
     log p(t | context) - mmi * log p(t | no context)."""
+    for (token,) in sample_rows(model, memory, 1, max_length, temperature, top_k, top_p, generator,
+                                None if guard is None else [guard], mmi=mmi, mmi_tokens=mmi_tokens,
+                                min_words=min_words, words=words, found=found, mmi_floor=mmi_floor):
+        if token is None:
+            return
+        yield token
+
+
+def sample_rows(model, memory, n: int, max_length: int, temperature: float = 0.8, top_k: int = 0,
+                top_p: float = 1.0, generator: torch.Generator | None = None,
+                guards: list[RepetitionGuard] | None = None, *, mmi: float = 0.0, mmi_tokens: int = MMI_TOKENS,
+                min_words: int = 0, words: WordCounter | None = None, found: list[Candidate] | None = None,
+                mmi_floor: float = MMI_FLOOR) -> Iterator[list[int | None]]:
+    """``n`` replies drawn side by side in one batch (``sample_ids`` is one of them): each step yields the
+    rows' new ids, None for a row that has ended; the finished replies are appended to ``found``."""
     import torch
 
     cfg = model.config
     device = memory.values.device
-    tok = torch.tensor([[cfg.bos_id]], device=device)
+    mem = memory.select(torch.zeros(n, dtype=torch.long, device=device)) if n > 1 else memory
+    tok = torch.full((n, 1), cfg.bos_id, device=device)
     prior = PriorStep(model, device) if mmi else None
-    state, ids, logp_sum, prior_sum, count, ended = None, [], 0.0, 0.0, (0, True), False
+    state = None
+    ids: list[list[int]] = [[] for _ in range(n)]
+    logp_sum, prior_sum = [0.0] * n, [0.0] * n
+    counts, ended, done = [(0, True)] * n, [False] * n, [False] * n
     for step in range(max_length):
-        logp, state = _masked_logp(model, memory, tok, state)
-        scores = logp.clone()
+        logp, state = _masked_logp(model, mem, tok, state)
+        scores = logp.clone()  # the guards first, so the anti-LM's floor is relative to what may follow
+        for row in range(n):
+            if guards is not None and (banned := guards[row].banned() - {cfg.eos_id}):
+                scores[row, list(banned)] = float("-inf")
+            if words is not None and counts[row][0] < min_words:
+                scores[row, cfg.eos_id] = float("-inf")
+        p = inside = None
         if prior is not None and step < mmi_tokens:
             p = prior(tok)
-            inside = words.inside_words([count[1]], device) if words is not None else None
-            scores = anti_lm(logp, p, mmi, mmi_floor, inside)
-        if guard is not None and (banned := guard.banned() - {cfg.eos_id}):
-            scores[:, list(banned)] = float("-inf")
-        if words is not None and count[0] < min_words:
-            scores[:, cfg.eos_id] = float("-inf")
-        if not torch.isfinite(scores).any():
+            inside = words.inside_words([c[1] for c in counts], device) if words is not None else None
+            scores = anti_lm(scores, p, mmi, mmi_floor, inside)
+        for row in range(n):
+            if not done[row] and not torch.isfinite(scores[row]).any():
+                done[row] = True  # nothing may follow: the reply stops where it is
+            if done[row]:
+                scores[row] = 0.0  # any draw; it is not used
+        if all(done):
             break
-        nxt = int(next_token(scores, temperature, top_k, top_p, generator).item())
-        logp_sum += float(logp[0, nxt])
-        if prior is not None and step < mmi_tokens and not (inside is not None and inside[0, nxt]):
-            prior_sum += float(p[0, nxt])
-        if nxt == cfg.eos_id:
-            ended = True
+        drawn = next_token(scores, temperature, top_k, top_p, generator).tolist()
+        said: list[int | None] = [None] * n
+        for row, token in enumerate(drawn):
+            if done[row]:
+                continue
+            logp_sum[row] += float(logp[row, token])
+            if p is not None and not (inside is not None and inside[row, token]):
+                prior_sum[row] += float(p[row, token])
+            if token == cfg.eos_id:
+                ended[row] = done[row] = True
+                continue
+            if guards is not None:
+                guards[row].add(token)
+            if words is not None:
+                counts[row] = words.step(counts[row], token)
+            ids[row].append(token)
+            said[row] = token
+        if all(done):
             break
-        if guard is not None:
-            guard.add(nxt)
-        if words is not None:
-            count = words.step(count, nxt)
-        ids.append(nxt)
-        yield nxt
-        tok = torch.tensor([[nxt]], device=device)
+        yield said
+        tok = torch.tensor([[t] for t in drawn], device=device)
     if found is not None:
-        found.append(Candidate(ids, logp_sum, prior_sum, ended, count[0]))
+        found.extend(Candidate(ids[row], logp_sum[row], prior_sum[row], ended[row], counts[row][0]) for row in range(n))
 
 
 def _length_norm(length: int, length_penalty: float) -> float:
@@ -321,18 +356,20 @@ def beam_candidates(model, memory, beam: int, max_length: int, repeat_n: int = 0
     mem = memory
     for step in range(max_length + 1):
         logp, state = _masked_logp(model, mem, tok, state)
-        p = prior(tok, rows) if prior is not None and step < mmi_tokens else None
-        inside = words.inside_words([h.count[1] for h in alive], device) if p is not None and words else None
-        scores = anti_lm(logp, p, mmi, mmi_floor, inside) if p is not None else logp.clone()
-        if step == max_length:  # out of room: every hypothesis must end here
-            keep = scores[:, cfg.eos_id].clone()
-            scores.fill_(float("-inf"))
-            scores[:, cfg.eos_id] = keep
+        scores = logp.clone()  # the guards first, so the anti-LM's floor is relative to what may follow
         for row, hyp in enumerate(alive):
             if banned := hyp.guard.banned() - {cfg.eos_id}:
                 scores[row, list(banned)] = float("-inf")
             if words is not None and hyp.count[0] < min_words and step < max_length:
                 scores[row, cfg.eos_id] = float("-inf")
+        p = prior(tok, rows) if prior is not None and step < mmi_tokens else None
+        inside = words.inside_words([h.count[1] for h in alive], device) if p is not None and words else None
+        if p is not None:
+            scores = anti_lm(scores, p, mmi, mmi_floor, inside)
+        if step == max_length:  # out of room: every hypothesis must end here
+            keep = scores[:, cfg.eos_id].clone()
+            scores.fill_(float("-inf"))
+            scores[:, cfg.eos_id] = keep
         total = scores + torch.tensor([h.score(mmi) for h in alive], device=device).unsqueeze(1)
         flat = total.view(-1)
         k = min(2 * beam, int(torch.isfinite(flat).sum()))
@@ -426,11 +463,11 @@ def generate_reply(model, tokenizer: Tokenizer, turns: Sequence[str], *, context
         if d.beam > 0:
             found.extend(rerank(beam_candidates(model, memory, d.beam, d.max_length, n, **options), tokenizer, d))
             ids: Iterator[int] = iter(found[0].ids if found else [])
-        elif d.samples > 1 and d.temperature > 0:  # sample-and-rank (Adiwardana et al. 2020): no streaming
-            for _ in range(d.samples):
-                for _ in sample_ids(model, memory, d.max_length, d.temperature, d.top_k, d.top_p, generator,
-                                    RepetitionGuard(n) if n else None, found=found, **options):
-                    pass
+        elif d.samples > 1 and d.temperature > 0:  # sample-and-rank (Adiwardana et al. 2020), in one batch
+            guards = [RepetitionGuard(n) for _ in range(d.samples)] if n else None
+            for _ in sample_rows(model, memory, d.samples, d.max_length, d.temperature, d.top_k, d.top_p, generator,
+                                 guards, found=found, **options):
+                pass
             found[:] = rerank(found, tokenizer, d)
             ids = iter(found[0].ids if found else [])
         else:
