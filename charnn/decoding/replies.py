@@ -243,6 +243,26 @@ def _masked_logp(model, memory, tok, state):
     return logp, state
 
 
+def _guarded(logp, guards, counts, words: WordCounter | None, min_words: int, eos_id: int, may_stop_short: bool = False):
+    """A copy of ``logp`` (B x V) with what each row's guards forbid at -inf: a token that would repeat
+    (its ``guards``, None: none) and <eos> before ``min_words`` words (``counts``), unless ``may_stop_short``."""
+    scores = logp.clone()
+    for row, (guard, count) in enumerate(zip(guards, counts, strict=True)):
+        if guard is not None and (banned := guard.banned() - {eos_id}):
+            scores[row, list(banned)] = float("-inf")
+        if words is not None and count[0] < min_words and not may_stop_short:
+            scores[row, eos_id] = float("-inf")
+    return scores
+
+
+def _prior_term(p, inside, row: int, token: int) -> float:
+    """What ``token`` adds to row ``row``'s anti-LM prior: its log p with no context, or nothing when the
+    anti-LM did not score it (no prior at this step, or the token goes on with a word)."""
+    if p is None or (inside is not None and bool(inside[row, token])):
+        return 0.0
+    return float(p[row, token])
+
+
 def sample_ids(model, memory, max_length: int, temperature: float = 0.8, top_k: int = 0, top_p: float = 1.0,
                generator: torch.Generator | None = None, guard: RepetitionGuard | None = None, *,
                mmi: float = 0.0, mmi_tokens: int = MMI_TOKENS, min_words: int = 0,
@@ -279,12 +299,8 @@ def sample_rows(model, memory, n: int, max_length: int, temperature: float = 0.8
     counts, ended, done = [(0, True)] * n, [False] * n, [False] * n
     for step in range(max_length):
         logp, state = _masked_logp(model, mem, tok, state)
-        scores = logp.clone()  # the guards first, so the anti-LM's floor is relative to what may follow
-        for row in range(n):
-            if guards is not None and (banned := guards[row].banned() - {cfg.eos_id}):
-                scores[row, list(banned)] = float("-inf")
-            if words is not None and counts[row][0] < min_words:
-                scores[row, cfg.eos_id] = float("-inf")
+        # the guards first, so the anti-LM's floor is relative to what may follow
+        scores = _guarded(logp, guards or [None] * n, counts, words, min_words, cfg.eos_id)
         p = inside = None
         if prior is not None and step < mmi_tokens:
             p = prior(tok)
@@ -303,8 +319,7 @@ def sample_rows(model, memory, n: int, max_length: int, temperature: float = 0.8
             if done[row]:
                 continue
             logp_sum[row] += float(logp[row, token])
-            if p is not None and not (inside is not None and inside[row, token]):
-                prior_sum[row] += float(p[row, token])
+            prior_sum[row] += _prior_term(p, inside, row, token)
             if token == cfg.eos_id:
                 ended[row] = done[row] = True
                 continue
@@ -356,12 +371,9 @@ def beam_candidates(model, memory, beam: int, max_length: int, repeat_n: int = 0
     mem = memory
     for step in range(max_length + 1):
         logp, state = _masked_logp(model, mem, tok, state)
-        scores = logp.clone()  # the guards first, so the anti-LM's floor is relative to what may follow
-        for row, hyp in enumerate(alive):
-            if banned := hyp.guard.banned() - {cfg.eos_id}:
-                scores[row, list(banned)] = float("-inf")
-            if words is not None and hyp.count[0] < min_words and step < max_length:
-                scores[row, cfg.eos_id] = float("-inf")
+        # the guards first, so the anti-LM's floor is relative to what may follow
+        scores = _guarded(logp, [h.guard for h in alive], [h.count for h in alive], words, min_words, cfg.eos_id,
+                          may_stop_short=step == max_length)
         p = prior(tok, rows) if prior is not None and step < mmi_tokens else None
         inside = words.inside_words([h.count[1] for h in alive], device) if p is not None and words else None
         if p is not None:
@@ -381,7 +393,7 @@ def beam_candidates(model, memory, beam: int, max_length: int, repeat_n: int = 0
         for rank, (value, index) in enumerate(zip(top.values.tolist(), top.indices.tolist(), strict=True)):
             row, token = divmod(index, vocab)
             h = alive[row]
-            step_prior = float(p[row, token]) if p is not None and not (inside is not None and inside[row, token]) else 0.0
+            step_prior = _prior_term(p, inside, row, token)
             if token == cfg.eos_id:
                 if rank < beam:  # an ending ranked below the beam would not have been kept
                     cand = Candidate(h.ids, h.logp + float(logp[row, token]), h.prior + step_prior, True, h.count[0])
