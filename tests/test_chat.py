@@ -370,6 +370,13 @@ def test_sample_and_rank_draws_n_replies_and_says_the_best_by_the_rerank_score(l
     assert [c.ids for c in rows] == [one[0].ids] * 3
 
 
+def test_a_greedy_reply_with_the_default_samples_is_one_draw_with_its_text_and_score(loaded):
+    session = ChatSession(loaded, temperature=0.0, max_length=20)  # samples stays at the default, 8
+    said = session.reply("figs please").strip()
+    assert len(session.candidates) == 1 and session.candidates[0].text == said
+    assert session.candidates[0].score != 0.0 or not said
+
+
 def test_beam_candidates_carry_their_true_log_probabilities_and_are_ranked(loaded):
     from charnn.decoding.replies import Decoding, reply_candidates
     from charnn.models.seq2seq import context_ids

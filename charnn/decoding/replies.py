@@ -472,10 +472,11 @@ def generate_reply(model, tokenizer: Tokenizer, turns: Sequence[str], *, context
         words = WordCounter(tokenizer) if d.min_words or d.mmi else None
         options = {"mmi": d.mmi, "mmi_tokens": d.mmi_tokens, "mmi_floor": d.mmi_floor, "min_words": d.min_words,
                    "words": words}
+        best_of = not d.beam and d.samples > 1 and d.temperature > 0  # greedy draws would all be the same
         if d.beam > 0:
             found.extend(rerank(beam_candidates(model, memory, d.beam, d.max_length, n, **options), tokenizer, d))
             ids: Iterator[int] = iter(found[0].ids if found else [])
-        elif d.samples > 1 and d.temperature > 0:  # sample-and-rank (Adiwardana et al. 2020), in one batch
+        elif best_of:  # sample-and-rank (Adiwardana et al. 2020), in one batch
             guards = [RepetitionGuard(n) for _ in range(d.samples)] if n else None
             for _ in sample_rows(model, memory, d.samples, d.max_length, d.temperature, d.top_k, d.top_p, generator,
                                  guards, found=found, **options):
@@ -486,7 +487,7 @@ def generate_reply(model, tokenizer: Tokenizer, turns: Sequence[str], *, context
             ids = sample_ids(model, memory, d.max_length, d.temperature, d.top_k, d.top_p, generator,
                              RepetitionGuard(n) if n else None, found=found, **options)
         yield from stream_text(ids, tokenizer)
-        if not d.beam and found and d.samples <= 1:
+        if not d.beam and not best_of and found:  # the one streamed draw gets its text and score
             rerank(found, tokenizer, d)
 
 
